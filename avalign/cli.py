@@ -1,0 +1,189 @@
+"""Command line: ``python -m avalign score PATH... [options]`` and ``python -m avalign variants``.
+
+Exit status: 0 when no clip has status ``error``, 1 when any has (the others are still scored
+and written), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .media import VIDEO_EXTENSIONS
+from .parallel import Job, default_workers, score_files
+from .records import JsonlWriter, read_jsonl, rewrite_jsonl
+from .score import AVAlignResult, resolve_audio
+from .stats import summarize
+from .variants import DEFAULT_VARIANT, VARIANTS
+
+EXIT_OK, EXIT_CLIP_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line use: reported on one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m avalign",
+        description="AV-Align: audio-video temporal alignment of clips (Yariv et al., arXiv 2309.16429).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    score = sub.add_parser(
+        "score",
+        help="score videos (files or folders of *.mp4)",
+        description=(
+            "Score videos. Each X.mp4 is paired with X.wav beside it when present (the authors' layout), "
+            "else with its own audio track. Records are written to --out as each clip finishes; rerunning "
+            "the same command skips clips already in --out."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    score.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders (every *.mp4 inside)")
+    score.add_argument("--audio", metavar="WAV", help="audio file to use for the (single) video PATH")
+    score.add_argument(
+        "--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS),
+        help="scorer semantics; see 'python -m avalign variants'",
+    )
+    score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
+    score.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
+    score.add_argument("--plot", metavar="DIR", help="write a PNG timeline per clip into DIR")
+    score.add_argument(
+        "--empty-score", type=float, choices=(0.0, 1.0), default=None, metavar="{0,1}",
+        help="score for clips with no peak in either stream (default: undefined, null)",
+    )
+    score.add_argument("--retry-errors", action="store_true", help="rescore clips whose record in --out is an error")
+    score.add_argument("--quiet", action="store_true", help="no per-clip lines, only the summary")
+
+    sub.add_parser("variants", help="list the AV-Align variants", description="List the AV-Align variants.")
+    return parser
+
+
+def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
+    """Expand files and folders into jobs (folders: every video inside, sorted)."""
+    videos: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(str(f) for f in Path(p).iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+            if not found:
+                raise UsageError(f"{p}: folder holds no {'/'.join(VIDEO_EXTENSIONS)} file")
+            videos.extend(found)
+        else:
+            videos.append(p)  # a missing file becomes an error record, the batch goes on
+    if audio is not None:
+        if len(videos) != 1:
+            raise UsageError(f"--audio needs exactly one video, got {len(videos)}")
+        if not os.path.isfile(audio):
+            raise UsageError(f"{audio}: audio file not found")
+    seen: set[str] = set()
+    jobs = []
+    for v in videos:
+        key = os.path.abspath(v)
+        if key not in seen:
+            seen.add(key)
+            jobs.append(Job(v, audio))
+    return jobs
+
+
+def _clip_key(video: str, audio: str | None) -> tuple[str, str | None]:
+    return os.path.abspath(video), os.path.abspath(audio) if audio else None
+
+
+def _plot_name(result: AVAlignResult, used: set[str]) -> str:
+    path = Path(result.video)
+    name = path.stem
+    if name in used:
+        name = f"{path.parent.name}_{path.stem}"
+    used.add(name)
+    return name + ".png"
+
+
+def _clip_line(r: AVAlignResult) -> str:
+    if r.status == "error":
+        return f"error      {r.video}"
+    score = "undefined" if r.score is None else f"{r.score:.4f}"
+    return (
+        f"{score:<10} {r.video}  ({len(r.audio_peaks)} audio / {len(r.video_peaks)} video peaks, "
+        f"{r.n_matches} matched)"
+    )
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    jobs = collect_jobs(args.paths, args.audio)
+    wanted = {_clip_key(j.video, resolve_audio(j.video, j.audio)) for j in jobs}
+
+    previous: dict[tuple[str, str | None], dict] = {}
+    if args.out:
+        records = read_jsonl(args.out)
+        other = {r.get("variant") for r in records} - {args.variant}
+        if other:
+            raise UsageError(f"{args.out}: holds results of variant {sorted(other)[0]}; choose another --out")
+        if args.retry_errors and any(r["status"] == "error" for r in records):
+            records = [r for r in records if r["status"] != "error"]
+            rewrite_jsonl(args.out, records)
+        previous = {_clip_key(r["video"], r.get("audio")): r for r in records}
+    todo = [j for j in jobs if _clip_key(j.video, resolve_audio(j.video, j.audio)) not in previous]
+    if previous and not args.quiet:
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} clips already scored in {args.out}; scoring {len(todo)}",
+              file=sys.stderr)
+
+    writer = JsonlWriter(args.out) if args.out else None
+    used_names: set[str] = set()
+    fresh: list[dict] = []
+    try:
+        with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar:
+            for result in score_files(todo, args.variant, workers=args.workers, empty_score=args.empty_score):
+                record = result.to_record()
+                if writer is not None:
+                    writer.write(record)
+                fresh.append(record)
+                if result.status == "error":
+                    tqdm.write(f"error: {result.error}", file=sys.stderr)
+                elif args.plot:
+                    from .plot import plot_result
+
+                    plot_result(result, Path(args.plot) / _plot_name(result, used_names))
+                if not args.quiet:
+                    tqdm.write(_clip_line(result))
+                bar.update()
+    finally:
+        if writer is not None:
+            writer.close()
+
+    done = [r for k, r in previous.items() if k in wanted] + fresh
+    summary = summarize(done)
+    print(summary.line())
+    if VARIANTS[args.variant].can_exceed_one:
+        print(f"note: variant {args.variant} matches many-to-one, so scores can exceed 1")
+    return EXIT_CLIP_ERROR if summary.n_error else EXIT_OK
+
+
+def run_variants() -> int:
+    for v in VARIANTS.values():
+        mark = " (default)" if v.name == DEFAULT_VARIANT else ""
+        print(f"{v.name}{mark}: {v.description}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (``python -m avalign`` exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits with status 2 on bad usage
+    try:
+        if args.command == "variants":
+            return run_variants()
+        return run_score(args)
+    except UsageError as exc:
+        print(f"avalign: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("avalign: interrupted; records written so far are kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,195 @@
+"""Video and audio file I/O shared by the whole project (one implementation).
+
+* Video frames are decoded with OpenCV (``cv2.VideoCapture``), as the reference scorer does, so
+  that frame pixels and the frame rate (``CAP_PROP_FPS``) are exactly what it sees.
+* Audio is read with soundfile when it can (wav, flac, ogg, ...), else from a container's first
+  audio track with PyAV (mp4/aac, mkv, ...).  Both give float32 samples in [-1, 1] laid out as
+  librosa does: ``(n,)`` for mono, ``(channels, n)`` otherwise.
+
+Errors are raised as :class:`MediaError` with one line naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: Extensions treated as videos when a folder is given.
+VIDEO_EXTENSIONS = (".mp4",)
+
+
+class MediaError(RuntimeError):
+    """A file that cannot be used: the message names the file and the reason, on one line."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class GrayVideo:
+    """Decoded video reduced to what AV-Align needs.
+
+    Attributes
+    ----------
+    frames : np.ndarray, shape (N, H, W), uint8
+        Gray frames (OpenCV's BGR→gray weights), in decoding order.
+    fps : float
+        Frame rate in frames per second, from the container (``CAP_PROP_FPS``).
+    frame_shape : tuple of int
+        ``(H, W, C)`` of the decoded colour frames.
+    """
+
+    frames: np.ndarray
+    fps: float
+    frame_shape: tuple[int, int, int]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def read_video_gray(path: str | os.PathLike) -> GrayVideo:
+    """Decode every frame of a video with OpenCV and convert each to gray once.
+
+    Raises
+    ------
+    MediaError
+        If the file is missing or cannot be opened, its frame rate is 0 or not finite, or no
+        frame can be decoded.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MediaError(path, "file not found")
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise MediaError(path, "cannot open video (not a video file, or corrupt)")
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        if not math.isfinite(fps) or fps <= 0:
+            raise MediaError(path, f"unreadable frame rate (CAP_PROP_FPS = {fps})")
+        frames: list[np.ndarray] = []
+        shape: tuple[int, int, int] | None = None
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if shape is None:
+                shape = tuple(int(s) for s in frame.shape)  # type: ignore[assignment]
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    finally:
+        cap.release()
+    if not frames or shape is None:
+        raise MediaError(path, "no frame could be decoded")
+    return GrayVideo(frames=np.stack(frames), fps=fps, frame_shape=shape)
+
+
+def sibling_wav(video: str | os.PathLike) -> Path | None:
+    """The ``X.wav`` next to ``X.mp4`` (the authors' layout), or None when absent."""
+    wav = Path(video).with_suffix(".wav")
+    return wav if wav.is_file() else None
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read all samples of an audio file, or of a container's first audio track.
+
+    Returns
+    -------
+    y : np.ndarray, float32
+        Shape ``(n,)`` for mono, ``(channels, n)`` otherwise, in [-1, 1].
+    sr : int
+        Native sample rate in Hz.
+
+    Raises
+    ------
+    MediaError
+        If the file is missing, unreadable, has no audio track, or has no samples.
+    """
+    import soundfile as sf
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MediaError(path, "file not found")
+    try:
+        with sf.SoundFile(path) as f:
+            sr = int(f.samplerate)
+            y = f.read(dtype=np.float32, always_2d=False).T
+    except sf.LibsndfileError:
+        y, sr = _read_audio_track(path)
+    if y.shape[-1] == 0:
+        raise MediaError(path, "audio has no samples")
+    return y, sr
+
+
+_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0}
+
+
+def _read_audio_track(path: str) -> tuple[np.ndarray, int]:
+    """Decode a container's first audio track with PyAV (float32, librosa layout)."""
+    import av
+
+    try:
+        container = av.open(path)
+    except Exception as exc:  # PyAV raises many error types for unreadable files
+        raise MediaError(path, f"cannot read audio ({type(exc).__name__}: {exc})") from None
+    with container:
+        if not container.streams.audio:
+            raise MediaError(path, "no audio track in the container")
+        stream = container.streams.audio[0]
+        chunks: list[np.ndarray] = []
+        sr = 0
+        try:
+            for frame in container.decode(stream):
+                sr = frame.sample_rate
+                chunks.append(_frame_to_planar(frame))
+        except Exception as exc:
+            raise MediaError(path, f"audio track cannot be decoded ({type(exc).__name__}: {exc})") from None
+    if not chunks:
+        raise MediaError(path, "audio track has no samples")
+    y = np.concatenate(chunks, axis=1)
+    return (y[0] if y.shape[0] == 1 else y), int(sr)
+
+
+def _frame_to_planar(frame) -> np.ndarray:
+    """One PyAV audio frame as float32 ``(channels, samples)``."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    name = frame.format.name.rstrip("p")
+    if name in ("flt", "dbl"):
+        return data.astype(np.float32, copy=False)
+    if name == "u8":
+        return ((data.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    return (data.astype(np.float32) / np.float32(_INT_SCALE[name])).astype(np.float32)
+
+
+def to_mono_resampled(y: np.ndarray, sr: int, target_sr: int | None) -> tuple[np.ndarray, int]:
+    """librosa's ``load`` post-processing: average channels, then resample (soxr_hq).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        ``(n,)`` or ``(channels, n)`` float32 samples.
+    sr : int
+        Sample rate of ``y`` in Hz.
+    target_sr : int or None
+        Output rate in Hz; None keeps ``sr``.
+
+    Returns
+    -------
+    (np.ndarray of shape (m,), int)
+        The mono waveform and its sample rate.
+    """
+    import librosa
+
+    y = librosa.to_mono(y)
+    if target_sr is None or target_sr == sr:
+        return y, sr
+    return librosa.resample(y, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq"), int(target_sr)
