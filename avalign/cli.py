@@ -15,7 +15,7 @@ from typing import Sequence
 from .media import VIDEO_EXTENSIONS
 from .parallel import Job, default_workers, score_files
 from .records import JsonlWriter, read_jsonl, rewrite_jsonl
-from .score import AVAlignResult, resolve_audio
+from .score import AVAlignResult
 from .stats import summarize
 from .variants import DEFAULT_VARIANT, VARIANTS
 
@@ -89,10 +89,6 @@ def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
     return jobs
 
 
-def _clip_key(video: str, audio: str | None) -> tuple[str, str | None]:
-    return os.path.abspath(video), os.path.abspath(audio) if audio else None
-
-
 def _plot_name(result: AVAlignResult, used: set[str]) -> str:
     path = Path(result.video)
     name = path.stem
@@ -118,9 +114,9 @@ def run_score(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     jobs = collect_jobs(args.paths, args.audio)
-    wanted = {_clip_key(j.video, resolve_audio(j.video, j.audio)) for j in jobs}
+    wanted = {os.path.abspath(j.video) for j in jobs}
 
-    previous: dict[tuple[str, str | None], dict] = {}
+    previous: dict[str, dict] = {}  # records already in --out, by absolute video path
     if args.out:
         records = read_jsonl(args.out)
         other = {r.get("variant") for r in records} - {args.variant}
@@ -129,8 +125,8 @@ def run_score(args: argparse.Namespace) -> int:
         if args.retry_errors and any(r["status"] == "error" for r in records):
             records = [r for r in records if r["status"] != "error"]
             rewrite_jsonl(args.out, records)
-        previous = {_clip_key(r["video"], r.get("audio")): r for r in records}
-    todo = [j for j in jobs if _clip_key(j.video, resolve_audio(j.video, j.audio)) not in previous]
+        previous = {os.path.abspath(r["video"]): r for r in records}
+    todo = [j for j in jobs if os.path.abspath(j.video) not in previous]
     if previous and not args.quiet:
         print(f"{len(jobs) - len(todo)} of {len(jobs)} clips already scored in {args.out}; scoring {len(todo)}",
               file=sys.stderr)

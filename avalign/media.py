@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -193,3 +194,79 @@ def to_mono_resampled(y: np.ndarray, sr: int, target_sr: int | None) -> tuple[np
     if target_sr is None or target_sr == sr:
         return y, sr
     return librosa.resample(y, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq"), int(target_sr)
+
+
+def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
+    """Write ``(n,)`` or ``(channels, n)`` float samples in [-1, 1] to a wav file."""
+    import soundfile as sf
+
+    y = np.asarray(y, dtype=np.float32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y.T if y.ndim == 2 else y, int(sr), subtype=subtype)
+    return path
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float | Fraction,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    *,
+    codec: str = "libx264",
+    crf: int = 18,
+) -> Path:
+    """Write RGB frames to an mp4 (H.264, yuv420p), optionally with an AAC audio track.
+
+    Parameters
+    ----------
+    frames : np.ndarray, shape (T, H, W, 3), uint8
+        RGB frames; H and W must be even (yuv420p).
+    fps : float or Fraction
+        Frame rate in frames per second (29.97 is stored as 30000/1001).
+    audio : np.ndarray, shape (n,) or (channels, n), optional
+        Samples in [-1, 1] muxed in as an AAC track.
+    sample_rate : int, optional
+        Sample rate of ``audio`` in Hz (required with ``audio``).
+    """
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"frame height and width must be even for yuv420p, got {frames.shape[1:3]}")
+    rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        vstream = container.add_stream(codec, rate=rate)
+        vstream.width, vstream.height = int(frames.shape[2]), int(frames.shape[1])
+        vstream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            vstream.options = {"crf": str(crf)}
+        astream = None
+        if audio is not None:
+            if not sample_rate:
+                raise ValueError("sample_rate is required with audio")
+            audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+            astream = container.add_stream("aac", rate=int(sample_rate), layout="mono" if audio.shape[0] == 1 else "stereo")
+        for frame in frames:
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            layout = "mono" if audio.shape[0] == 1 else "stereo"
+            step = 1024
+            for start in range(0, audio.shape[1], step):
+                chunk = np.ascontiguousarray(audio[:, start : start + step])
+                aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                aframe.sample_rate = int(sample_rate)
+                aframe.pts = start
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path

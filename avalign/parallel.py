@@ -168,7 +168,6 @@ class _Clip:
     chunks: dict[int, np.ndarray] = field(default_factory=dict)
     missing: int = 0
     seconds: float = 0.0
-    crashes: int = 0
     done: bool = False
 
 
@@ -180,6 +179,8 @@ class _ParallelRun:
         self.todo: deque[int] = deque(sorted(range(len(jobs)), key=lambda i: -_size(jobs[i].video)))
         self.chunk_todo: deque[tuple[int, int, int]] = deque()
         self.audio_todo: deque[int] = deque()
+        self.suspects: deque[int] = deque()  # clips in flight when a worker died
+        self.isolated: int | None = None  # a suspect being scored alone
         self.inflight: dict[Future, tuple[int, int | None]] = {}
 
     def results(self) -> Iterator[AVAlignResult]:
@@ -187,7 +188,7 @@ class _ParallelRun:
             self.tmpdir = tmpdir
             self.pool = self._new_pool()
             try:
-                while self.todo or self.chunk_todo or self.audio_todo or self.inflight:
+                while self.todo or self.chunk_todo or self.audio_todo or self.suspects or self.inflight:
                     self._fill()
                     while self.audio_todo:  # the parent's share, done while the workers run
                         yield from self._analyze_audio(self.audio_todo.popleft())
@@ -205,18 +206,33 @@ class _ParallelRun:
         return ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method), initializer=_init_worker)
 
     def _fill(self) -> None:
-        """Keep every worker busy, finishing started clips before starting new ones."""
-        while len(self.inflight) < 2 * self.workers and (self.chunk_todo or self.todo):
-            if self.chunk_todo:
-                idx, start, stop = self.chunk_todo.popleft()
+        """Keep every worker busy, finishing started clips before starting new ones.
+
+        After a worker died, the clips it may have held are scored one at a time (alone in the
+        pool), so that a second crash names the guilty clip.
+        """
+        if self.isolated is None and self.suspects:
+            if self.inflight:
+                return  # let the others finish first
+            self.isolated = self.suspects.popleft()
+            self._submit_prepare(self.isolated)
+        while len(self.inflight) < 2 * self.workers:
+            chunks = [c for c in self.chunk_todo if self.isolated in (None, c[0])]
+            if chunks:
+                self.chunk_todo.remove(chunks[0])
+                idx, start, stop = chunks[0]
                 frames_file = self.clips[idx].prepared.frames_file
                 self.inflight[self.pool.submit(_chunk_task, frames_file, start, stop)] = (idx, start)
+            elif self.todo and self.isolated is None and not self.suspects:
+                self._submit_prepare(self.todo.popleft())
             else:
-                idx = self.todo.popleft()
-                future = self.pool.submit(_prepare_task, self.clips[idx].job, self.chunk_pairs, self.tmpdir)
-                self.inflight[future] = (idx, None)
-                if self.clips[idx].audio is None:
-                    self.audio_todo.append(idx)
+                break
+
+    def _submit_prepare(self, idx: int) -> None:
+        future = self.pool.submit(_prepare_task, self.clips[idx].job, self.chunk_pairs, self.tmpdir)
+        self.inflight[future] = (idx, None)
+        if self.clips[idx].audio is None:
+            self.audio_todo.append(idx)
 
     def _analyze_audio(self, idx: int) -> Iterator[AVAlignResult]:
         clip = self.clips[idx]
@@ -281,6 +297,8 @@ class _ParallelRun:
         clip = self.clips[idx]
         clip.done = True
         clip.chunks.clear()
+        if self.isolated == idx:
+            self.isolated = None
         self.chunk_todo = deque(c for c in self.chunk_todo if c[0] != idx)
         for future, (i, _) in list(self.inflight.items()):
             if i == idx:
@@ -290,25 +308,24 @@ class _ParallelRun:
             os.remove(clip.prepared.frames_file)
 
     def _recover(self, idx: int) -> Iterator[AVAlignResult]:
-        """A worker died: restart the pool; retry the clips it held once, then give up on them."""
+        """A worker died: restart the pool; a clip scored alone is guilty, others become suspects."""
         affected = {idx} | {i for i, _ in self.inflight.values()} | {c[0] for c in self.chunk_todo}
         self.inflight.clear()
         self.chunk_todo.clear()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
+        if self.isolated is not None:
+            yield self._fail(self.isolated, f"{self.clips[self.isolated].job.video}: a worker process died "
+                                            "while decoding this clip (crash or out of memory)")
+            return
         for i in sorted(affected):
             clip = self.clips[i]
             if clip.done:
                 continue
-            clip.crashes += 1
-            if clip.crashes >= 2:
-                yield self._fail(i, f"{clip.job.video}: a worker process died while decoding this clip (crash or out of memory)")
-                continue
             if clip.prepared is not None and clip.prepared.frames_file and os.path.exists(clip.prepared.frames_file):
                 os.remove(clip.prepared.frames_file)
             clip.prepared, clip.chunks, clip.missing = None, {}, 0
-            self.todo.appendleft(i)
-
+            self.suspects.append(i)
 
 def _size(path: str) -> int:
     try:
