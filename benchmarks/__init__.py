@@ -1,0 +1,1 @@
+"""Benchmarks: pytest-benchmark suites (``make bench``) and, later, the benchmark runner."""

@@ -1,0 +1,71 @@
+"""AV-Align speed (``make bench``): the authors' serial scorer against ours, 1 and 2 workers.
+
+The batch is the 12 golden clips (mixed sizes, 64x64 to 512x320, 2 to 300 frames).  Every case
+checks that its scores equal the reference's, so a speed-up never hides a change of result.
+Ratios are printed at the end of the session (``-s``) and stored in the benchmark JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avalign import score_files
+from avalign.core import audio_peaks, pair_magnitudes
+from avalign.media import read_video_gray
+from benchmarks import reference_avalign
+
+CLIPS = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden" / "clips"
+_means: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_imports():
+    """Pay librosa's import and numba cache load before timing anything."""
+    audio_peaks(np.zeros(4096, dtype=np.float32), 22050)
+    yield
+    if {"reference", "workers_1", "workers_2"} <= set(_means):
+        ref, one, two = _means["reference"], _means["workers_1"], _means["workers_2"]
+        print(f"\nAV-Align batch of {len(list(CLIPS.glob('*.mp4')))} clips on {os.cpu_count()} CPUs: "
+              f"reference {ref:.2f} s, ours 1 worker {one:.2f} s, 2 workers {two:.2f} s; "
+              f"ours(2)/reference throughput {ref / two:.2f}x, 2 workers / 1 worker {one / two:.2f}x")
+
+
+@pytest.fixture(scope="module")
+def reference_scores():
+    return reference_avalign.score_folder(str(CLIPS))
+
+
+def _ours(workers: int) -> dict[str, float | None]:
+    return {os.path.basename(r.video): r.score for r in score_files(sorted(CLIPS.glob("*.mp4")), workers=workers)}
+
+
+def _record(benchmark, key: str) -> None:
+    _means[key] = benchmark.stats.stats.mean
+    benchmark.extra_info["clips"] = len(list(CLIPS.glob("*.mp4")))
+
+
+def test_reference_batch(benchmark, reference_scores):
+    scores = benchmark.pedantic(reference_avalign.score_folder, args=(str(CLIPS),), rounds=2, iterations=1)
+    assert scores == reference_scores
+    _record(benchmark, "reference")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ours_batch(benchmark, workers, reference_scores):
+    scores = benchmark.pedantic(_ours, args=(workers,), rounds=2, iterations=1)
+    assert scores == pytest.approx(reference_scores, abs=1e-12)
+    _record(benchmark, f"workers_{workers}")
+
+
+def test_flow_pair_512x320(benchmark):
+    """One Farneback pair at 512x320, single-threaded: the unit cost of the metric."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    frames = read_video_gray(CLIPS / "c05_sync_burst_30fps_512x320_10s.mp4").frames[:2]
+    benchmark(pair_magnitudes, frames)
+    benchmark.extra_info["pixels"] = int(frames[0].size)
