@@ -60,7 +60,8 @@ def summarize(records: Iterable[Mapping], seed: int = 0) -> Summary:
     """Summarise records (dicts with ``status`` and ``score``, as written by the CLI)."""
     records = list(records)
     status = [r["status"] for r in records]
-    scores = [float(r["score"]) for r in records if r["status"] != "error" and r.get("score") is not None]
+    # sorted: the interval must not depend on the order records finished in
+    scores = sorted(float(r["score"]) for r in records if r["status"] != "error" and r.get("score") is not None)
     low, high = bootstrap_ci(scores, seed=seed)
     return Summary(
         n=len(records),

@@ -50,3 +50,9 @@ def test_summarize_counts_and_mean():
     assert (s.n, s.n_ok, s.n_undefined, s.n_error, s.n_scored) == (5, 2, 2, 1, 3)
     assert s.mean == pytest.approx(2 / 3)
     assert s.ci_low <= s.mean <= s.ci_high
+
+
+def test_summary_does_not_depend_on_record_order():
+    rng = np.random.default_rng(5)
+    records = [{"status": "ok", "score": float(x)} for x in rng.random(30)]
+    assert summarize(records) == summarize(records[::-1]) == summarize(sorted(records, key=lambda r: r["score"]))
