@@ -196,6 +196,67 @@ def to_mono_resampled(y: np.ndarray, sr: int, target_sr: int | None) -> tuple[np
     return librosa.resample(y, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq"), int(target_sr)
 
 
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = 16000,
+    *,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    mono: bool = True,
+    pad: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Load a span of any audio file (or a container's audio track), mixed and resampled.
+
+    This is the project's one audio loader for models (BEATs wants 16 kHz mono).
+
+    Parameters
+    ----------
+    path : path
+        Any file soundfile reads (wav, flac, ogg, ...) or PyAV decodes (mp4, mkv, mp3, ...).
+    sample_rate : int or None
+        Output rate in Hz (soxr, high quality); None keeps the native rate.
+    start_s, duration_s : float
+        The span in seconds; ``duration_s=None`` reads to the end.  The output then has exactly
+        ``round(duration_s * sample_rate)`` samples.
+    mono : bool
+        Average the channels (output ``(n,)``); otherwise ``(channels, n)``.
+    pad : bool
+        Zero-pad a span that runs past the end of the file instead of raising.
+
+    Returns
+    -------
+    (np.ndarray, int)
+        float32 samples in [-1, 1] and their sample rate.
+
+    Raises
+    ------
+    MediaError
+        Unreadable file, no audio, or a span outside the file (without ``pad``).
+    """
+    import soxr
+
+    y, sr = read_audio(path)
+    y = np.atleast_2d(y)  # (channels, n)
+    first = int(round(start_s * sr))
+    if first < 0 or first >= y.shape[1]:
+        raise MediaError(path, f"span starts at {start_s:.3f} s, outside the audio ({y.shape[1] / sr:.3f} s)")
+    last = y.shape[1] if duration_s is None else first + int(round(duration_s * sr))
+    if last > y.shape[1] and not pad:
+        raise MediaError(path, f"audio is {y.shape[1] / sr:.3f} s long, shorter than the span "
+                               f"{start_s:.3f}-{start_s + duration_s:.3f} s")
+    y = y[:, first:last]
+    if mono:
+        y = y.mean(axis=0, keepdims=True)
+    out_sr = sr if sample_rate is None else int(sample_rate)
+    if out_sr != sr:
+        y = soxr.resample(y.T, sr, out_sr, quality="HQ").T.astype(np.float32)
+    if duration_s is not None:  # exact length at the output rate
+        n = int(round(duration_s * out_sr))
+        y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    return (y[0] if mono else y), out_sr
+
+
 def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
     """Write ``(n,)`` or ``(channels, n)`` float samples in [-1, 1] to a wav file."""
     import soundfile as sf
