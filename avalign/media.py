@@ -331,3 +331,23 @@ def write_video(
             for packet in astream.encode():
                 container.mux(packet)
     return path
+
+
+def write_clip(
+    path: str | os.PathLike, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> tuple[Path, Path | None]:
+    """Write a generated clip as ``X.mp4`` (with the audio muxed in as an AAC track) and the sibling
+    ``X.wav`` (16-bit PCM), the layout ``python -m avalign score`` reads.
+
+    Both files are written under temporary names and renamed, the wav first: an existing mp4 is
+    always complete and has its wav.  Returns the mp4 path and the wav path (None without audio).
+    """
+    mp4 = Path(path).with_suffix(".mp4")
+    wav = None
+    if audio is not None:
+        wav = mp4.with_suffix(".wav")
+        os.replace(write_wav(wav.with_suffix(".partial.wav"), audio, sample_rate), wav)
+    tmp = write_video(mp4.with_suffix(".partial.mp4"), frames, fps, audio=audio, sample_rate=sample_rate)
+    os.replace(tmp, mp4)
+    return mp4, wav

@@ -13,6 +13,9 @@ _EXPORTS = {
     "BEATsOutput": "tempotokens.beats",
     "AudioTokenAdaptor": "tempotokens.adaptor",
     "AdaptorOutput": "tempotokens.adaptor",
+    "AudioToVideoPipeline": "tempotokens.pipeline",
+    "AudioToVideoPipelineOutput": "tempotokens.pipeline",
+    "make_tiny": "tempotokens.tiny",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -249,6 +249,8 @@ class BEATs(ModelMixin, ConfigMixin):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(checkpoint, dict) or "cfg" not in checkpoint or "model" not in checkpoint:
             raise ValueError(f"{path}: not a BEATs checkpoint (expected a dict with 'cfg' and 'model')")
+        if checkpoint["cfg"].get("layer_norm_first") or not checkpoint["cfg"].get("relative_position_embedding", True):
+            raise ValueError(f"{path}: pre-LN or absolute-position BEATs variants are not supported")
         cfg = {k: checkpoint["cfg"][k] for k in _CONFIG_KEYS if k in checkpoint["cfg"]}
         cfg["finetuned_model"] = bool(cfg.get("finetuned_model")) and load_head
         model = cls(**cfg)
@@ -260,6 +262,19 @@ class BEATs(ModelMixin, ConfigMixin):
                 raise ValueError(f"{path}: layer {i} has its own relative-position table; not a BEATs checkpoint")
         model.load_state_dict(state, strict=True)
         return model.eval()
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write the official checkpoint format (``{"cfg", "model"}``), e.g. for a tiny test model.
+
+        As in the official files, the relative-position table is stored under every layer."""
+        cfg = dict(self.config)
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+        cfg.update(layer_norm_first=False, activation_fn="gelu", relative_position_embedding=True)
+        state = self.state_dict()
+        table = state["encoder.layers.0.self_attn.relative_attention_bias.weight"]
+        for i in range(1, self.config.encoder_layers):
+            state[f"encoder.layers.{i}.self_attn.relative_attention_bias.weight"] = table.clone()
+        torch.save({"cfg": cfg, "model": state}, path)
 
     def token_padding_mask(self, padding_mask: torch.Tensor, n_tokens: int) -> torch.Tensor:
         """Map a sample-level mask (B, S), True at padding, to tokens (B, N): a token is padding

@@ -113,3 +113,13 @@ def test_bad_inputs(tmp_path):
     torch.save({"weights": torch.zeros(1)}, bogus)
     with pytest.raises(ValueError, match="not a BEATs checkpoint"):
         BEATs.from_checkpoint(bogus)
+
+
+def test_official_format_round_trip(beats, expected, tmp_path):
+    beats.save_checkpoint(tmp_path / "b.pt")
+    ck = torch.load(tmp_path / "b.pt", weights_only=True)
+    reference = torch.load(CONF / "beats_tiny.pt", weights_only=True)
+    assert set(ck["model"]) == set(reference["model"])  # same keys as the official file
+    again = BEATs.from_checkpoint(tmp_path / "b.pt")
+    with torch.no_grad():
+        assert torch.equal(again(expected["waveform"]).layers, beats(expected["waveform"]).layers)

@@ -1,0 +1,320 @@
+"""``AudioToVideoPipeline``: video from audio, from text, or from both (TempoTokens).
+
+Components: a ModelScope/zeroscope text-to-video model (``vae``, ``text_encoder``, ``tokenizer``,
+``unet``, ``scheduler``) plus ``beats`` (:class:`~tempotokens.beats.BEATs`) and ``adaptor``
+(:class:`~tempotokens.adaptor.AudioTokenAdaptor`).  All stock diffusers/transformers classes; the
+audio reaches the UNet through placeholder tokens and per-frame cross-attention
+(:mod:`tempotokens.conditioning`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler, UNet3DConditionModel
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .adaptor import AudioTokenAdaptor
+from .beats import SAMPLE_RATE, BEATs
+from .conditioning import (
+    DEFAULT_AUDIO_PROMPT,
+    add_placeholder_tokens,
+    enable_per_frame_conditioning,
+    encode_text,
+    encode_with_audio,
+    has_placeholders,
+    pack_frames,
+    tokenize,
+)
+
+logger = logging.getLogger(__name__)
+
+AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+
+
+@dataclass
+class AudioToVideoPipelineOutput(BaseOutput):
+    """Output of :class:`AudioToVideoPipeline`.
+
+    Attributes
+    ----------
+    frames : np.ndarray or torch.Tensor
+        ``output_type="np"``: float ``(B, F, H, W, 3)`` in [0, 1]; ``"uint8"``: the same as uint8;
+        ``"pt"``: float ``(B, F, 3, H, W)`` in [0, 1]; ``"latent"``: ``(B, C, F, h, w)``.
+    audio : list of np.ndarray, or None
+        Per clip, the exact audio span that conditioned it (mono float32), at ``audio_sample_rates``.
+    audio_sample_rates : list of int
+    fps : float
+        Frame rate the audio span was cut for (``num_frames / fps`` seconds).
+    """
+
+    frames: Any
+    audio: list[np.ndarray] | None
+    audio_sample_rates: list[int]
+    fps: float
+
+
+def load_beats(source: str | os.PathLike | BEATs) -> BEATs:
+    """A BEATs model from an official ``.pt`` checkpoint or one of our ``save_pretrained`` folders."""
+    if isinstance(source, BEATs):
+        return source
+    return BEATs.from_pretrained(source).eval() if Path(source).is_dir() else BEATs.from_checkpoint(source)
+
+
+def load_adaptor(source: str | os.PathLike | AudioTokenAdaptor) -> AudioTokenAdaptor:
+    """An adaptor from the authors' ``.pth`` state dict or one of our ``save_pretrained`` folders."""
+    if isinstance(source, AudioTokenAdaptor):
+        return source
+    if Path(source).is_dir():
+        return AudioTokenAdaptor.from_pretrained(source).eval()
+    return AudioTokenAdaptor.from_reference_checkpoint(source)
+
+
+class AudioToVideoPipeline(DiffusionPipeline):
+    """Generate videos conditioned on audio, text, or both.
+
+    Examples
+    --------
+    >>> pipe = AudioToVideoPipeline.from_pretrained(
+    ...     "zeroscope_v2_576w", beats="BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+    ...     adaptor="models/vggsound/learned_embeds.pth").to("cuda", torch.float16)
+    >>> out = pipe(audio="dog.wav", num_frames=24, fps=12, height=384, width=384,
+    ...            generator=torch.Generator("cuda").manual_seed(0))
+    >>> out.frames.shape        # (1, 24, 384, 384, 3)
+    """
+
+    model_cpu_offload_seq = "beats->adaptor->text_encoder->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder,
+        tokenizer,
+        unet: UNet3DConditionModel,
+        scheduler,
+        beats: BEATs,
+        adaptor: AudioTokenAdaptor,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+            beats=beats, adaptor=adaptor,
+        )
+        self.placeholder_ids = add_placeholder_tokens(tokenizer, text_encoder)
+        enable_per_frame_conditioning(unet, tokenizer.model_max_length)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        beats: str | os.PathLike | BEATs | None = None,
+        adaptor: str | os.PathLike | AudioTokenAdaptor | None = None,
+        use_dpm_solver: bool = True,
+        **kwargs,
+    ) -> "AudioToVideoPipeline":
+        """Load a local folder: one of ours, or a ModelScope/zeroscope diffusers folder plus
+        ``beats`` (official ``.pt`` or folder) and ``adaptor`` (``learned_embeds.pth`` or folder).
+
+        Nothing is downloaded (``local_files_only``).  The scheduler becomes DPM-Solver++ unless
+        ``use_dpm_solver=False``.
+        """
+        path = Path(pretrained_model_name_or_path)
+        if not (path / "model_index.json").is_file():
+            raise ValueError(f"{path}: not a diffusers model folder (no model_index.json)")
+        if beats is not None:
+            kwargs["beats"] = load_beats(beats)
+        if adaptor is not None:
+            kwargs["adaptor"] = load_adaptor(adaptor)
+        for name in ("beats", "adaptor"):
+            if name not in kwargs and not (path / name).is_dir():
+                raise ValueError(f"{path}: has no {name}/ folder; pass {name}=... (a file or folder)")
+        kwargs.setdefault("local_files_only", True)
+        pipe = super().from_pretrained(str(path), **kwargs)
+        if use_dpm_solver and not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
+            pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        return pipe
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------
+    def prepare_audio(
+        self, audio: AudioInput | Sequence[AudioInput], start_s: float, duration_s: float, sample_rate: int
+    ) -> tuple[list[np.ndarray], list[int], torch.Tensor]:
+        """Cut the span ``[start_s, start_s + duration_s)`` of each audio (zero-padded past its end).
+
+        Returns the spans at their own rates (what is written next to the video) and the batch
+        ``(B, S)`` at 16 kHz for BEATs.
+        """
+        import soxr
+
+        from avalign.media import load_audio
+
+        items = list(audio) if isinstance(audio, (list, tuple)) else [audio]
+        if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and np.ndim(items[0]) == 2:
+            items = list(items[0])  # a (B, S) array
+        spans, rates, model_in = [], [], []
+        for item in items:
+            if isinstance(item, (str, os.PathLike)):
+                y, sr = load_audio(item, None, start_s=start_s, duration_s=duration_s, pad=True)
+            else:
+                y = np.asarray(item.detach().cpu().float() if isinstance(item, torch.Tensor) else item, np.float32)
+                if y.ndim != 1:
+                    raise ValueError(f"an audio array must be (S,) or (B, S), got shape {y.shape}")
+                sr = int(sample_rate)
+                first, n = int(round(start_s * sr)), int(round(duration_s * sr))
+                y = np.pad(y[first : first + n], (0, max(0, n - len(y[first : first + n]))))
+            spans.append(y)
+            rates.append(sr)
+            y16 = y if sr == SAMPLE_RATE else soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
+            model_in.append(y16[: int(round(duration_s * SAMPLE_RATE))])
+        n = max(len(y) for y in model_in)
+        batch = torch.zeros(len(model_in), n)
+        for i, y in enumerate(model_in):
+            batch[i, : len(y)] = torch.from_numpy(y)
+        return spans, rates, batch
+
+    @torch.no_grad()
+    def encode_audio(self, waveform: torch.Tensor, num_frames: int):
+        """BEATs + adaptor, once per clip: ``(B, S)`` at 16 kHz → tokens for ``num_frames`` frames."""
+        device = self._execution_device
+        features = self.beats(waveform.to(device, self.beats.dtype))
+        return self.adaptor(features.layers.to(self.adaptor.dtype), num_frames=num_frames)
+
+    def decode_latents(self, latents: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+        """``(B, C, F, h, w)`` latents → ``(B, F, 3, H, W)`` pixels in [0, 1], ``chunk`` frames at a time."""
+        B, C, F, h, w = latents.shape
+        flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).reshape(B * F, C, h, w)
+        images = torch.cat([self.vae.decode(flat[i : i + chunk]).sample for i in range(0, B * F, chunk)])
+        images = (images.float().clamp(-1, 1) + 1) / 2
+        return images.reshape(B, F, *images.shape[1:])
+
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        audio: AudioInput | Sequence[AudioInput] | None = None,
+        prompt: str | Sequence[str] | None = None,
+        negative_prompt: str | Sequence[str] | None = None,
+        num_frames: int = 24,
+        fps: float = 12.0,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 25.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        audio_start_s: float = 0.0,
+        audio_sample_rate: int = SAMPLE_RATE,
+        decode_chunk_size: int = 8,
+        return_dict: bool = True,
+    ) -> AudioToVideoPipelineOutput | tuple:
+        """Generate a batch of videos.
+
+        Parameters
+        ----------
+        audio : path, array, tensor, or a list of them, optional
+            Audio files, or waveforms ``(S,)`` / ``(B, S)`` at ``audio_sample_rate``.  The span
+            ``[audio_start_s, audio_start_s + num_frames / fps)`` conditions the clip.
+        prompt : str or list of str, optional
+            Text.  With audio, free text may surround the placeholders
+            ``<temp> <local1> <local2> <local3> <local4> <class>``; a prompt without them gets them
+            appended, and no prompt means the placeholders alone (the reference's default).
+        negative_prompt : str or list of str, optional
+            The unconditional branch of classifier-free guidance (default: the empty prompt); it
+            never carries audio tokens, as in the reference.
+        num_frames, fps : int, float
+            Video length in frames, and the frame rate that maps frames to audio time.
+        height, width : int, optional
+            Pixels, multiples of ``vae_scale_factor * 2``; default from the UNet's ``sample_size``.
+        num_inference_steps, guidance_scale : int, float
+            Denoising steps and the guidance weight (the reference uses 25 and 25).
+        generator : torch.Generator or list, optional
+            Seeds: identical generators give identical videos.
+        output_type : {"np", "uint8", "pt", "latent"}
+        """
+        # 1. Check inputs and batch size
+        if audio is None and prompt is None:
+            raise ValueError("give audio, a prompt, or both")
+        if output_type not in ("np", "uint8", "pt", "latent"):
+            raise ValueError(f"output_type must be np, uint8, pt or latent, got {output_type!r}")
+        if num_frames < 1 or fps <= 0:
+            raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames} and {fps}")
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if height % multiple or width % multiple:
+            raise ValueError(f"height and width must be multiples of {multiple}, got {height}x{width}")
+        device = self._execution_device
+        duration = num_frames / fps
+
+        spans, rates, tokens = None, [], None
+        if audio is not None:
+            spans, rates, waveform = self.prepare_audio(audio, audio_start_s, duration, audio_sample_rate)
+        prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
+        batch = len(spans) if spans is not None else len(prompts)
+        if len(prompts) == 1:
+            prompts = prompts * batch
+        if len(prompts) != batch:
+            raise ValueError(f"{len(prompts)} prompts for {batch} audio clips")
+
+        # 2. Encode audio (once per clip) and prompts
+        if spans is not None:
+            tokens = self.encode_audio(waveform, num_frames)
+            prompts = [
+                DEFAULT_AUDIO_PROMPT if p is None else p if has_placeholders(p) else f"{p} {DEFAULT_AUDIO_PROMPT}"
+                for p in prompts
+            ]
+            cond = pack_frames(
+                encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids), num_frames
+            )
+        else:
+            if any(has_placeholders(p) for p in prompts):
+                raise ValueError("the prompt has audio placeholders but no audio was given")
+            cond = encode_text(self.text_encoder, tokenize(self.tokenizer, prompts))
+        do_cfg = guidance_scale > 1.0
+        if do_cfg:
+            negatives = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt or ""] * batch
+            uncond = encode_text(self.text_encoder, tokenize(self.tokenizer, list(negatives)))
+            uncond = uncond.repeat(1, cond.shape[1] // uncond.shape[1], 1)  # the same rows for every frame
+            cond = torch.cat([uncond, cond])
+        cond = cond.to(device, self.unet.dtype)
+
+        # 3. Prepare latents
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        shape = (batch, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+        latents = latents.to(device, self.unet.dtype) * self.scheduler.init_noise_sigma
+
+        # 4. Denoise
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_in = torch.cat([latents] * 2) if do_cfg else latents
+            model_in = self.scheduler.scale_model_input(model_in, t)
+            noise = self.unet(model_in, t, encoder_hidden_states=cond).sample
+            if do_cfg:
+                noise_uncond, noise_cond = noise.chunk(2)
+                noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+            latents = self.scheduler.step(noise, t, latents).prev_sample
+
+        # 5. Decode
+        if output_type == "latent":
+            frames = latents
+        else:
+            frames = self.decode_latents(latents, decode_chunk_size)
+            if output_type != "pt":
+                frames = frames.permute(0, 1, 3, 4, 2).cpu().numpy()
+                if output_type == "uint8":
+                    frames = np.round(frames * 255).astype(np.uint8)
+        self.maybe_free_model_hooks()
+        out = AudioToVideoPipelineOutput(frames=frames, audio=spans, audio_sample_rates=rates, fps=float(fps))
+        return out if return_dict else (frames, spans)

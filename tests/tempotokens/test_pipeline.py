@@ -1,0 +1,143 @@
+"""AudioToVideoPipeline on the tiny random-weight model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tempotokens import AudioToVideoPipeline
+from tests.synth import click_track
+
+SR = 16000
+KW = dict(num_inference_steps=3, num_frames=8, fps=8.0)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def waves():
+    return click_track([0.2, 0.6], 1.0, SR), click_track([0.4, 0.9], 1.0, SR, seed=3)
+
+
+def test_audio_only_text_only_and_both(tiny_pipe, waves):
+    audio = tiny_pipe(audio=waves[0], generator=_gen(0), **KW)
+    text = tiny_pipe(prompt="a dog", generator=_gen(0), **KW)
+    both = tiny_pipe(audio=waves[0], prompt="a dog", generator=_gen(0), **KW)
+    for out in (audio, text, both):
+        assert out.frames.shape == (1, 8, 32, 32, 3) and out.frames.dtype == np.float32
+        assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
+    assert text.audio is None
+    assert not np.allclose(audio.frames, text.frames) and not np.allclose(audio.frames, both.frames)
+    # the span that conditioned the clip: num_frames / fps = 1 s at the array's rate
+    assert audio.audio_sample_rates == [SR] and audio.audio[0].shape == (SR,)
+    np.testing.assert_array_equal(audio.audio[0], waves[0])
+
+
+def test_the_audio_changes_the_video(tiny_pipe, waves):
+    a = tiny_pipe(audio=waves[0], generator=_gen(0), **KW).frames
+    b = tiny_pipe(audio=waves[1], generator=_gen(0), **KW).frames
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_seeded_determinism(tiny_pipe, waves):
+    a = tiny_pipe(audio=waves[0], generator=_gen(1), **KW).frames
+    b = tiny_pipe(audio=waves[0], generator=_gen(1), **KW).frames
+    c = tiny_pipe(audio=waves[0], generator=_gen(2), **KW).frames
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_batch_of_two_equals_one_by_one(tiny_pipe, waves):
+    batch = tiny_pipe(audio=list(waves), generator=[_gen(4), _gen(5)], **KW).frames
+    assert batch.shape[0] == 2
+    for i, seed in enumerate((4, 5)):
+        alone = tiny_pipe(audio=waves[i], generator=_gen(seed), **KW).frames[0]
+        np.testing.assert_allclose(batch[i], alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [13, 24])
+def test_any_frame_count(tiny_pipe, waves, frames):
+    out = tiny_pipe(audio=waves[0], generator=_gen(0), num_inference_steps=2, num_frames=frames, fps=frames / 1.0,
+                    output_type="uint8")
+    assert out.frames.shape == (1, frames, 32, 32, 3) and out.frames.dtype == np.uint8
+
+
+def test_unconditional_branch_has_no_audio(tiny_pipe, waves, monkeypatch):
+    seen = []
+    real = tiny_pipe.unet.forward
+
+    def spy(sample, t, encoder_hidden_states, **kw):
+        seen.append(encoder_hidden_states.clone())
+        return real(sample, t, encoder_hidden_states=encoder_hidden_states, **kw)
+
+    monkeypatch.setattr(tiny_pipe.unet, "forward", spy)
+    tiny_pipe(audio=waves[0], generator=_gen(0), num_inference_steps=1, num_frames=4, fps=4.0, guidance_scale=5.0)
+    tiny_pipe(audio=waves[1], generator=_gen(0), num_inference_steps=1, num_frames=4, fps=4.0, guidance_scale=5.0)
+    (a,), (b,) = seen[0].chunk(2)[0:1], seen[1].chunk(2)[0:1]
+    assert torch.equal(a, b)  # the unconditional half does not depend on the audio
+    from tempotokens.conditioning import encode_text, tokenize
+
+    empty = encode_text(tiny_pipe.text_encoder, tokenize(tiny_pipe.tokenizer, [""]))
+    torch.testing.assert_close(a, empty.repeat(1, 4, 1))
+    assert not torch.equal(seen[0].chunk(2)[1], seen[1].chunk(2)[1])
+
+
+def test_input_errors(tiny_pipe, waves):
+    with pytest.raises(ValueError, match="audio, a prompt"):
+        tiny_pipe(**KW)
+    with pytest.raises(ValueError, match="placeholders but no audio"):
+        tiny_pipe(prompt="<temp> dog", **KW)
+    with pytest.raises(ValueError, match="multiples"):
+        tiny_pipe(prompt="dog", height=30, **KW)
+
+
+def test_save_load_round_trip_and_authors_formats(tiny_dir, waves, tmp_path):
+    pipe = AudioToVideoPipeline.from_pretrained(tiny_dir)
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(audio=waves[0], generator=_gen(0), **KW).frames
+
+    pipe.save_pretrained(tmp_path / "again")
+    again = AudioToVideoPipeline.from_pretrained(tmp_path / "again")
+    again.set_progress_bar_config(disable=True)
+    assert np.array_equal(again(audio=waves[0], generator=_gen(0), **KW).frames, ref)
+
+    # a zeroscope-style folder (no beats/ or adaptor/) with the official BEATs .pt and the
+    # authors' learned_embeds.pth
+    zs = tmp_path / "zeroscope"
+    shutil.copytree(tiny_dir, zs)
+    for name in ("beats", "adaptor"):
+        shutil.rmtree(zs / name)
+    index = json.loads((zs / "model_index.json").read_text())
+    for name in ("beats", "adaptor"):
+        index.pop(name)
+    (zs / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="no beats/ folder"):
+        AudioToVideoPipeline.from_pretrained(zs)
+    loaded = AudioToVideoPipeline.from_pretrained(zs, beats=tiny_dir / "beats_tiny.pt",
+                                                  adaptor=tiny_dir / "learned_embeds.pth")
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(loaded(audio=waves[0], generator=_gen(0), **KW).frames, ref, atol=1e-6)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ValueError, match="model_index.json"):
+        AudioToVideoPipeline.from_pretrained(tmp_path)
+
+
+def test_write_clip_is_scored_directly(tiny_pipe, tmp_path):
+    from avalign import score_file
+    from avalign.media import read_audio, write_clip
+
+    wave = click_track([0.25, 0.75], 1.0, SR)
+    out = tiny_pipe(audio=wave, generator=_gen(0), output_type="uint8", **KW)
+    mp4, wav = write_clip(tmp_path / "clip.mp4", out.frames[0], 8.0, out.audio[0], out.audio_sample_rates[0])
+    assert mp4.exists() and wav.exists() and not list(tmp_path.glob("*.partial.*"))
+    track, sr = read_audio(mp4)  # the muxed track
+    assert sr == SR and abs(len(track) - SR) < 2048
+    result = score_file(mp4)
+    assert result.status in ("ok", "undefined") and result.audio == str(wav)
+    assert result.n_frames == 8 and result.fps == 8.0
+    np.testing.assert_allclose(result.audio_peaks, [0.25, 0.75], atol=0.05)
