@@ -141,3 +141,18 @@ def test_write_clip_is_scored_directly(tiny_pipe, tmp_path):
     assert result.status in ("ok", "undefined") and result.audio == str(wav)
     assert result.n_frames == 8 and result.fps == 8.0
     np.testing.assert_allclose(result.audio_peaks, [0.25, 0.75], atol=0.05)
+
+
+def test_audio_encoders_run_once_per_clip_not_per_step(tiny_pipe, waves, monkeypatch):
+    calls = {"beats": 0, "adaptor": 0, "unet": 0}
+    for name in calls:
+        module = getattr(tiny_pipe, name)
+        real = module.forward
+
+        def counted(*a, _real=real, _name=name, **k):
+            calls[_name] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(module, "forward", counted)
+    tiny_pipe(audio=waves[0], generator=_gen(0), num_inference_steps=4, num_frames=4, fps=4.0)
+    assert calls == {"beats": 1, "adaptor": 1, "unet": 4}
