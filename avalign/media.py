@@ -91,6 +91,50 @@ def read_video_gray(path: str | os.PathLike) -> GrayVideo:
     return GrayVideo(frames=np.stack(frames), fps=fps, frame_shape=shape)
 
 
+def probe_video(path: str | os.PathLike) -> tuple[float, int]:
+    """Frame rate (frames/s, ``CAP_PROP_FPS``) and frame count of a video, without decoding it.
+
+    The count is the container's (it can be off by a frame or two for some files)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MediaError(path, "file not found")
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise MediaError(path, "cannot open video (not a video file, or corrupt)")
+        fps, count = float(cap.get(cv2.CAP_PROP_FPS)), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if not math.isfinite(fps) or fps <= 0:
+        raise MediaError(path, f"unreadable frame rate (CAP_PROP_FPS = {fps})")
+    return fps, count
+
+
+def read_video_frames(path: str | os.PathLike, start: int = 0, count: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode ``count`` consecutive RGB frames from frame index ``start`` (all the rest if None).
+
+    Frames before ``start`` are skipped without colour conversion.  Returns ``(T, H, W, 3)``
+    uint8 RGB and the frame rate.  Raises :class:`MediaError` if fewer frames exist.
+    """
+    fps, _ = probe_video(path)
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        for _ in range(start):
+            if not cap.grab():
+                raise MediaError(path, f"has fewer than {start} frames")
+        while count is None or len(frames) < count:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames or (count is not None and len(frames) < count):
+        raise MediaError(path, f"has {start + len(frames)} frames, needs {start + (count or 1)}")
+    return np.stack(frames), fps
+
+
 def sibling_wav(video: str | os.PathLike) -> Path | None:
     """The ``X.wav`` next to ``X.mp4`` (the authors' layout), or None when absent."""
     wav = Path(video).with_suffix(".wav")

@@ -1,0 +1,1 @@
+"""Datasets: readers for VGGSound, Landscape and AudioSet-Drum layouts, and a synthetic dataset."""
