@@ -48,6 +48,14 @@ def has_placeholders(prompt: str) -> bool:
     return any(t in prompt for t in PLACEHOLDERS)
 
 
+def with_placeholders(prompt: str | None) -> str:
+    """An audio prompt: the placeholders alone (no prompt), the prompt as is (it has some), or the
+    prompt followed by all six."""
+    if prompt is None:
+        return DEFAULT_AUDIO_PROMPT
+    return prompt if has_placeholders(prompt) else f"{prompt} {DEFAULT_AUDIO_PROMPT}"
+
+
 def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
     """``(N, L)`` ids, padded and truncated to the tokenizer's maximum length (77 for CLIP)."""
     return tokenizer(

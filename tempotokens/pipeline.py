@@ -24,7 +24,6 @@ from diffusers.utils.torch_utils import randn_tensor
 from .adaptor import AudioTokenAdaptor
 from .beats import SAMPLE_RATE, BEATs
 from .conditioning import (
-    DEFAULT_AUDIO_PROMPT,
     add_placeholder_tokens,
     enable_per_frame_conditioning,
     encode_text,
@@ -32,6 +31,7 @@ from .conditioning import (
     has_placeholders,
     pack_frames,
     tokenize,
+    with_placeholders,
 )
 
 logger = logging.getLogger(__name__)
@@ -269,10 +269,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         # 2. Encode audio (once per clip) and prompts
         if spans is not None:
             tokens = self.encode_audio(waveform, num_frames)
-            prompts = [
-                DEFAULT_AUDIO_PROMPT if p is None else p if has_placeholders(p) else f"{p} {DEFAULT_AUDIO_PROMPT}"
-                for p in prompts
-            ]
+            prompts = [with_placeholders(p) for p in prompts]
             cond = pack_frames(
                 encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids), num_frames
             )

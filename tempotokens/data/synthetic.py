@@ -59,7 +59,7 @@ def _event_times(rng: np.random.Generator, duration_s: float, fps: float) -> lis
 #: Per-frame speed (fraction of the frame size) after an event: the fastest motion is between frames
 #: ``i - 1`` and ``i``, so the flow peaks exactly at the event frame, then dies out; motions are
 #: small enough per frame for Farneback to follow.
-IMPULSE = (0.07, 0.035, 0.017, 0.008)
+IMPULSE = (0.08, 0.03)
 
 
 def _position(frame: int, event_frames: list[int], size: int) -> float:

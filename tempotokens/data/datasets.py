@@ -1,0 +1,200 @@
+"""Dataset readers for the reference's on-disk layouts, and the training/evaluation dataset.
+
+Layout (VGGSound, Landscape, AudioSet-Drum and the synthetic set alike)::
+
+    ROOT/video/<name>.mp4        ROOT/audio/<name>.wav       ROOT/<dataset>.csv
+
+``<name>`` is the CSV's ``ytid`` or starts with ``<ytid>_`` (VGGSound's ``<ytid>_<start>_<end>``;
+AudioSet-Drum's integer ids as ``578.mp4``).  A clip without ``audio/<name>.wav`` uses its mp4's own
+audio track; a folder without ``video/`` is searched for mp4s directly.  The CSV has the columns
+``ytid,start_time,class,set`` (a header row), or is VGGSound's official header-less
+``ytid, start_seconds, label, split``.  A ``<name>.txt`` beside a video is its caption.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from avalign.media import MediaError, load_audio, probe_video, read_video_frames
+
+logger = logging.getLogger(__name__)
+
+#: CSV file name per dataset (the reference's names).
+CSV_NAMES = {"vggsound": "vggsound.csv", "landscape": "landscape.csv", "audioset_drum": "audioset-drum.csv",
+             "synthetic": "synthetic.csv"}
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """One clip of a dataset: files, label and split."""
+
+    clip_id: str
+    video: str
+    audio: str | None
+    label: str
+    split: str
+    caption: str | None = None
+
+
+def read_split_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows ``{ytid, start_time, class, set}`` of a split table (with or without a header row)."""
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    if {"ytid", "class", "set"} <= set(header):
+        idx = {k: header.index(k) for k in ("ytid", "class", "set")}
+        start = header.index("start_time") if "start_time" in header else None
+        body = rows[1:]
+    else:  # VGGSound's official header-less table
+        idx, start, body = {"ytid": 0, "class": 2, "set": 3}, 1, rows
+    return [{"ytid": r[idx["ytid"]].strip(), "start_time": r[start].strip() if start is not None else "0",
+             "class": r[idx["class"]].strip(), "set": r[idx["set"]].strip()} for r in body]
+
+
+class _IdsOnly(pickle.Unpickler):
+    """Unpickle a plain list/set of strings and nothing else (the reference's filter lists)."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a filter list")
+
+
+def read_id_list(path: str | os.PathLike) -> set[str]:
+    """YouTube ids from a pickled list (``unmatch_videos.pkl``) or a text file (one per line)."""
+    path = Path(path)
+    if path.suffix == ".pkl":
+        with open(path, "rb") as f:
+            ids = _IdsOnly(f).load()
+        return {str(i) for i in ids}
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def index_dataset(
+    root: str | os.PathLike,
+    dataset: str,
+    split: str | None = "train",
+    csv_path: str | os.PathLike | None = None,
+    classes: Sequence[str] | None = None,
+    exclude_ids: Iterable[str] = (),
+) -> list[ClipInfo]:
+    """The clips of one split that exist on disk, sorted by id.
+
+    Parameters
+    ----------
+    root : folder of the layout above
+    dataset : one of :data:`CSV_NAMES` (selects the default CSV name)
+    split : "train", "test", or None for both
+    csv_path : the split table (default ``ROOT/<csv name>``)
+    classes : keep only these labels (default: all; the reference kept one class by mistake)
+    exclude_ids : ytids to drop (VGGSound's ``unmatch_videos.pkl``)
+    """
+    root = Path(root)
+    if dataset not in CSV_NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(CSV_NAMES)}")
+    table = read_split_table(csv_path or root / CSV_NAMES[dataset])
+    exclude = set(exclude_ids)
+    wanted = {r["ytid"]: r for r in table if (split is None or r["set"] == split)
+              and (classes is None or r["class"] in classes) and r["ytid"] not in exclude}
+    video_dir = root / "video" if (root / "video").is_dir() else root
+    clips = []
+    for video in sorted(video_dir.glob("*.mp4")):
+        name = video.stem
+        row = wanted.get(name) or wanted.get(name[:11]) or wanted.get(name.split("_")[0])
+        if row is None:
+            continue
+        wav = root / "audio" / f"{name}.wav"
+        caption = video.with_suffix(".txt")
+        clips.append(ClipInfo(
+            clip_id=name, video=str(video), audio=str(wav) if wav.is_file() else None, label=row["class"],
+            split=row["set"], caption=caption.read_text().strip() if caption.is_file() else None,
+        ))
+    return clips
+
+
+def resize_center_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``(T, H, W, 3)`` frames to cover ``height x width`` (aspect kept), then center-crop."""
+    h, w = frames.shape[1:3]
+    scale = max(height / h, width / w)
+    nh, nw = max(height, int(round(h * scale))), max(width, int(round(w * scale)))
+    top, left = (nh - height) // 2, (nw - width) // 2
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (nw, nh), interpolation=interp)[top: top + height, left: left + width]
+                     for f in frames])
+
+
+class AudioVideoClips(torch.utils.data.Dataset):
+    """N consecutive frames and exactly the audio span they cover.
+
+    An item is a dict: ``pixel_values`` ``(N, 3, H, W)`` float in [-1, 1], ``audio`` ``(S,)`` float32
+    at ``sample_rate`` (``S = round(N / fps * sample_rate)``, from the video's real fps),
+    ``clip_id``, ``label``, ``prompt``, ``fps``, ``start_frame``.  A clip that cannot be used
+    (unreadable, too short, no audio) gives ``{"clip_id", "error"}`` instead; the collate function
+    drops it and the trainer logs the reason — it is never replaced by another clip.
+
+    ``random_start`` draws the first frame from ``(seed, epoch, index)`` (set :attr:`epoch` before
+    each epoch), so a run is reproducible and resumable; otherwise clips start at frame 0.
+    """
+
+    def __init__(self, clips: Sequence[ClipInfo], num_frames: int, height: int, width: int,
+                 sample_rate: int = 16000, random_start: bool = True, seed: int = 0,
+                 fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>"):
+        self.clips, self.num_frames, self.height, self.width = list(clips), num_frames, height, width
+        self.sample_rate, self.random_start, self.seed, self.epoch = sample_rate, random_start, seed, 0
+        self.fallback_prompt = fallback_prompt
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def start_frame(self, index: int, n_frames: int) -> int:
+        if not self.random_start or n_frames <= self.num_frames:
+            return 0
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return int(rng.integers(0, n_frames - self.num_frames + 1))
+
+    def __getitem__(self, index: int) -> dict:
+        clip = self.clips[index]
+        try:
+            fps, n_frames = probe_video(clip.video)
+            if n_frames and n_frames < self.num_frames:
+                raise MediaError(clip.video, f"has {n_frames} frames, needs {self.num_frames}")
+            start = self.start_frame(index, n_frames)
+            frames, fps = read_video_frames(clip.video, start, self.num_frames)
+            audio, _ = load_audio(clip.audio or clip.video, self.sample_rate, start_s=start / fps,
+                                  duration_s=self.num_frames / fps)
+        except Exception as exc:  # recorded by the caller, never replaced by another clip
+            reason = str(exc) if isinstance(exc, MediaError) else f"{clip.video}: {type(exc).__name__}: {exc}"
+            return {"clip_id": clip.clip_id, "error": " ".join(reason.split())}
+        pixels = resize_center_crop(frames, self.height, self.width)
+        pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return {"pixel_values": pixels, "audio": torch.from_numpy(audio), "clip_id": clip.clip_id,
+                "label": clip.label, "prompt": clip.caption or self.fallback_prompt, "fps": fps, "start_frame": start}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack usable items; pad audio to the longest with ``audio_padding_mask`` (True = padding);
+    list the others under ``skipped`` as ``(clip_id, reason)``."""
+    good = [it for it in items if "error" not in it]
+    batch: dict = {"skipped": [(it["clip_id"], it["error"]) for it in items if "error" in it]}
+    if not good:
+        return batch
+    n = max(len(it["audio"]) for it in good)
+    audio = torch.zeros(len(good), n)
+    mask = torch.ones(len(good), n, dtype=torch.bool)
+    for i, it in enumerate(good):
+        audio[i, : len(it["audio"])] = it["audio"]
+        mask[i, : len(it["audio"])] = False
+    batch.update(pixel_values=torch.stack([it["pixel_values"] for it in good]), audio=audio,
+                 audio_padding_mask=mask, **{k: [it[k] for it in good] for k in
+                                             ("clip_id", "label", "prompt", "fps", "start_frame")})
+    return batch

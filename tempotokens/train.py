@@ -1,0 +1,58 @@
+"""``accelerate launch -m tempotokens.train --config CONFIG.yaml`` (or ``python -m tempotokens.train``).
+
+Trains the audio-token adaptor; see :mod:`tempotokens.training.loop` and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tempotokens.train",
+        description="Train the TempoTokens audio-token adaptor (accelerate: one GPU, many, or CPU).",
+    )
+    parser.add_argument("--config", default="tiny",
+                        help="YAML file, or a name in tempotokens/configs (vggsound, landscape, audioset_drum, tiny)")
+    parser.add_argument("--data-root", help="override data.root")
+    parser.add_argument("--output-dir", help="override output_dir")
+    parser.add_argument("--max-steps", type=int, help="override max_steps")
+    parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--resume", metavar="latest|PATH", help="continue from the newest or a given checkpoint")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="any other field, e.g. optim.learning_rate=3e-5 data.num_workers=2")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .training.config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("data_root", "data.root"), ("output_dir", "output_dir"), ("max_steps", "max_steps"),
+                      ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    try:
+        cfg = load_config(args.config, overrides)
+    except Exception as exc:  # OmegaConf names the bad key
+        print(f"tempotokens.train: error: bad configuration: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .training.loop import train
+
+    try:
+        adaptor = train(cfg, args.resume)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"tempotokens.train: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"adaptor saved to {adaptor}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Training configuration: frozen dataclasses, read from YAML (OmegaConf) with overrides.
+
+Every field is documented here; ``tempotokens/configs/*.yaml`` set them per dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthetic"  #: vggsound | landscape | audioset_drum | synthetic
+    root: str = "runs/data/synthetic"  #: folder with video/, audio/ and the split CSV
+    csv: str | None = None  #: split table (default: ROOT/<dataset>.csv)
+    classes: list[str] | None = None  #: labels to keep (null: all)
+    exclude_ids: str | None = None  #: VGGSound's unmatch_videos.pkl (or a text file of ids)
+    num_frames: int = 24  #: consecutive frames per item
+    height: int = 256  #: pixels after resize + center crop
+    width: int = 384
+    random_start: bool = True  #: random first frame per epoch (from the seed); false: frame 0
+    num_workers: int = 0  #: DataLoader worker processes
+    make_synthetic: int = 0  #: if > 0 and ROOT is missing, write this many synthetic clips there
+
+
+@dataclass(frozen=True)
+class AdaptorConfig:
+    hidden_size: int = 2304  #: per-token MLP width (output width = the text encoder's)
+    token_pooling: str = "reference"  #: reference | temporal
+    fga_dropout: float = 0.5  #: class-token attention dropout (training only)
+    init: str | None = None  #: start from these adaptor weights (.pth or folder); null: fresh
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    learning_rate: float = 1e-5  #: AdamW learning rate of the adaptor (the reference's effective value)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    weight_decay: float = 1e-2
+    lr_scheduler: str = "constant"  #: any diffusers scheduler name
+    lr_warmup_steps: int = 0
+    max_grad_norm: float = 1.0  #: clipping of the trained parameters' gradients (0: off)
+    l1_weight: float = 0.01  #: weight of mean |temporal tokens| in the loss
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 0  #: LoRA rank on the UNet's attention projections (0: off; needs peft)
+    learning_rate: float = 1e-5
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    dir: str | None = None  #: cache folder (default OUTPUT_DIR/cache); useful with random_start false
+    beats_features: bool = False  #: keep BEATs layer outputs on disk
+    vae_latents: bool = False  #: keep VAE posterior mean/std on disk
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    steps: int = 200  #: validate every N steps (0: never)
+    num_clips: int = 4  #: held-out (test split) clips generated each time
+    num_frames: int = 24
+    fps: float = 12.0
+    height: int = 384
+    width: int = 384
+    num_inference_steps: int = 25
+    guidance_scale: float = 25.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "runs/tiny-model"  #: diffusers folder (ours, or zeroscope + beats)
+    make_tiny: bool = False  #: if MODEL does not exist, write the tiny random model there first
+    beats: str | None = None  #: BEATs .pt or folder when the model folder has none
+    output_dir: str = "runs/train"
+    seed: int = 64
+    batch_size: int = 1  #: per process
+    max_steps: int = 100000
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"  #: no | fp16 | bf16
+    gradient_checkpointing: bool = True  #: on the frozen UNet (saves memory)
+    checkpointing_steps: int = 1000  #: save adaptor + training state every N steps
+    checkpoints_total_limit: int | None = None  #: keep only the newest N checkpoints
+    fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>"
+    data: DataConfig = field(default_factory=DataConfig)
+    adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Defaults ← YAML file (a path, or a name in ``tempotokens/configs``) ← ``key=value`` overrides.
+
+    Unknown keys and wrong types raise with the key's name.
+    """
+    schema = OmegaConf.structured(TrainConfig)
+    layers = [schema]
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+            p = CONFIG_DIR / f"{path}.yaml"
+        layers.append(OmegaConf.load(p))
+    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    merged = OmegaConf.merge(*layers)
+    return OmegaConf.to_object(merged)
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

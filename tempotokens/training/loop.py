@@ -1,0 +1,389 @@
+"""Training the audio-token adaptor (and optionally a UNet LoRA) with accelerate.
+
+What is trained is the paper's: the adaptor only; BEATs, CLIP, the VAE and the UNet are frozen
+(never wrapped for DDP).  Loss = noise-prediction MSE + ``l1_weight * mean|temporal tokens|``.
+
+Every random draw of step ``k`` (latent sample, noise, timesteps, dropout) comes from a generator
+seeded by ``(seed, k)``, and each epoch's order and clip starts from ``(seed, epoch)``, so a run
+stopped at step k and resumed (``--resume``) ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
+
+from ..adaptor import AudioTokenAdaptor
+from ..conditioning import encode_with_audio, pack_frames, with_placeholders
+from ..data.datasets import AudioVideoClips, collate, index_dataset, read_id_list
+from .cache import FeatureCache
+from .config import TrainConfig, to_yaml
+
+logger = logging.getLogger(__name__)
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation per epoch from ``(seed, epoch)``; set :attr:`epoch` before iterating."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(step_seed(self.seed, self.epoch))).tolist())
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
+    """``latest`` → the newest complete checkpoint (None if there is none); else the path itself."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        found = _checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / "trainer_state.json").is_file():
+        raise ValueError(f"{path}: not a checkpoint (no trainer_state.json)")
+    return path
+
+
+class Trainer:
+    """Holds the models and state of one run; :meth:`run` trains to ``cfg.max_steps``."""
+
+    def __init__(self, cfg: TrainConfig):
+        from accelerate.utils import set_seed
+
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
+                                       gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+        set_seed(cfg.seed)
+        self._load_models()
+        self._load_data()
+
+    # ---------------------------------------------------------------------------------------
+    def _load_models(self) -> None:
+        from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+        from diffusers.optimization import get_scheduler
+
+        from ..pipeline import AudioToVideoPipeline, load_adaptor, load_beats
+
+        cfg, acc = self.cfg, self.accelerator
+        model = Path(cfg.model)
+        if cfg.make_tiny and not (model / "model_index.json").exists():
+            from ..tiny import make_tiny
+
+            if acc.is_main_process:
+                make_tiny(model)
+            acc.wait_for_everyone()
+        beats = load_beats(cfg.beats or model / "beats")
+        width = json.loads((model / "text_encoder" / "config.json").read_text())["hidden_size"]
+        if cfg.adaptor.init:
+            adaptor = load_adaptor(cfg.adaptor.init)
+        else:
+            adaptor = AudioTokenAdaptor(
+                input_size=beats.config.encoder_layers * beats.config.encoder_embed_dim,
+                hidden_size=cfg.adaptor.hidden_size, output_size=width, num_frames=cfg.data.num_frames,
+                token_pooling=cfg.adaptor.token_pooling, fga_dropout=cfg.adaptor.fga_dropout)
+        pipe = AudioToVideoPipeline.from_pretrained(model, beats=beats, adaptor=adaptor, use_dpm_solver=False)
+        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32)
+        for frozen in (pipe.vae, pipe.text_encoder, pipe.unet):
+            frozen.requires_grad_(False).eval().to(acc.device)
+            if self.weight_dtype != torch.float32:
+                frozen.to(self.weight_dtype)
+        pipe.beats.requires_grad_(False).eval().to(acc.device)  # the audio front end stays in fp32
+        if cfg.gradient_checkpointing:
+            pipe.unet.enable_gradient_checkpointing()
+        self.pipe = pipe
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.val_scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+
+        params = [{"params": list(adaptor.parameters()), "lr": cfg.optim.learning_rate}]
+        if cfg.lora.rank > 0:
+            params.append({"params": self._add_lora(pipe.unet), "lr": cfg.lora.learning_rate})
+        optimizer = torch.optim.AdamW(params, betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2),
+                                      eps=cfg.optim.adam_epsilon, weight_decay=cfg.optim.weight_decay)
+        lr_scheduler = get_scheduler(cfg.optim.lr_scheduler, optimizer=optimizer,
+                                     num_warmup_steps=cfg.optim.lr_warmup_steps * acc.num_processes,
+                                     num_training_steps=cfg.max_steps * acc.num_processes)
+        adaptor.train()
+        # only what trains is prepared (wrapped for DDP); frozen models are moved, not wrapped
+        self.adaptor, self.optimizer, self.lr_scheduler = acc.prepare(adaptor, optimizer, lr_scheduler)
+        if cfg.lora.rank > 0:
+            pipe.unet = acc.prepare(pipe.unet)
+        self.trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _add_lora(self, unet) -> list[torch.nn.Parameter]:
+        """LoRA adapters (peft) on the UNet's attention projections; returns their parameters (fp32)."""
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError:
+            raise RuntimeError("lora.rank > 0 needs peft: pip install 'tempotokens[lora]'") from None
+        r = self.cfg.lora.rank
+        inject_adapter_in_model(LoraConfig(r=r, lora_alpha=r, init_lora_weights="gaussian",
+                                           target_modules=["to_k", "to_q", "to_v", "to_out.0"]), unet)
+        for name, p in unet.named_parameters():
+            p.requires_grad_("lora_" in name)
+        params = [p for p in unet.parameters() if p.requires_grad]
+        for p in params:
+            p.data = p.data.float()
+        return params
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        root = Path(cfg.data.root)
+        if cfg.data.make_synthetic and not root.exists():
+            from ..data.synthetic import make_synthetic
+
+            if self.accelerator.is_main_process:
+                make_synthetic(root, cfg.data.make_synthetic, seed=cfg.seed)
+            self.accelerator.wait_for_everyone()
+        exclude = read_id_list(cfg.data.exclude_ids) if cfg.data.exclude_ids else ()
+        index = dict(root=root, dataset=cfg.data.dataset, csv_path=cfg.data.csv, classes=cfg.data.classes,
+                     exclude_ids=exclude)
+        train_clips = index_dataset(split="train", **index)
+        if not train_clips:
+            raise ValueError(f"{root}: no training clips found for dataset {cfg.data.dataset}")
+        self.val_clips = index_dataset(split="test", **index)[: cfg.validation.num_clips]
+        self.dataset = AudioVideoClips(train_clips, cfg.data.num_frames, cfg.data.height, cfg.data.width,
+                                       random_start=cfg.data.random_start, seed=cfg.seed,
+                                       fallback_prompt=cfg.fallback_prompt)
+        self.sampler = EpochSampler(len(self.dataset), cfg.seed)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                                             collate_fn=collate, num_workers=cfg.data.num_workers)
+        self.loader = self.accelerator.prepare(loader)
+        self.cache = FeatureCache(cfg.cache, self.out)
+
+    # ---------------------------------------------------------------------------------------
+    def _encode_batch(self, batch: dict, gen: torch.Generator):
+        """Latents ``(B, C, F, h, w)`` (a posterior sample) and BEATs layers + token mask."""
+        pipe, dev = self.pipe, self.accelerator.device
+        pixels = batch["pixel_values"]
+        B, Fn = pixels.shape[:2]
+        keys = [f"{c}_{s}_{Fn}" for c, s in zip(batch["clip_id"], batch["start_frame"])]
+
+        def vae_stats(i):
+            with torch.no_grad():
+                d = pipe.vae.encode(pixels[i].to(dev, self.weight_dtype)).latent_dist
+            return torch.stack([d.mean, d.std]).float().cpu()
+
+        stats = torch.stack([self.cache.get("vae", f"{k}_{pixels.shape[-2]}x{pixels.shape[-1]}", lambda i=i: vae_stats(i))
+                             for i, k in enumerate(keys)])  # (B, 2, F, C, h, w)
+        eps = torch.randn(stats[:, 0].shape, generator=gen)
+        latents = (stats[:, 0] + stats[:, 1] * eps).permute(0, 2, 1, 3, 4) * pipe.vae.config.scaling_factor
+
+        def beats_layers(i):
+            n = int((~batch["audio_padding_mask"][i]).sum())
+            with torch.no_grad():
+                return pipe.beats(batch["audio"][i: i + 1, :n].to(dev)).layers[0].float().cpu()
+
+        layers = [self.cache.get("beats", k, lambda i=i: beats_layers(i)) for i, k in enumerate(keys)]
+        n_max = max(len(x) for x in layers)
+        feats = torch.zeros(B, n_max, layers[0].shape[-1])
+        mask = torch.ones(B, n_max, dtype=torch.bool)
+        for i, x in enumerate(layers):
+            feats[i, : len(x)], mask[i, : len(x)] = x, False
+        return latents.to(dev), feats.to(dev), mask.to(dev)
+
+    def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, mse, l1) of a batch, every random draw seeded by ``(seed, step)``."""
+        cfg, pipe, dev = self.cfg, self.pipe, self.accelerator.device
+        gen = torch.Generator().manual_seed(step_seed(cfg.seed, step))
+        torch.manual_seed(step_seed(cfg.seed, step) + 1)  # the adaptor's dropout
+        latents, feats, mask = self._encode_batch(batch, gen)
+        B, Fn = latents.shape[0], latents.shape[2]
+        noise = torch.randn(latents.shape, generator=gen).to(dev)
+        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (B,), generator=gen).to(dev)
+        noisy = self.noise_scheduler.add_noise(latents, noise, t)
+        target = noise if self.noise_scheduler.config.prediction_type == "epsilon" else \
+            self.noise_scheduler.get_velocity(latents, noise, t)
+        with self.accelerator.autocast():
+            tokens = self.adaptor(feats, num_frames=Fn, padding_mask=mask)
+            prompts = [with_placeholders(p) for p in batch["prompt"]]
+            cond = pack_frames(encode_with_audio(pipe.tokenizer, pipe.text_encoder, prompts, tokens,
+                                                 pipe.placeholder_ids), Fn)
+            pred = pipe.unet(noisy.to(self.weight_dtype), t, encoder_hidden_states=cond.to(self.weight_dtype)).sample
+        mse = F.mse_loss(pred.float(), target.float())
+        l1 = tokens.temporal.float().abs().mean()
+        return mse + cfg.optim.l1_weight * l1, mse, l1
+
+    @torch.no_grad()
+    def evaluate_loss(self, batch: dict, seed_step: int = 0) -> float:
+        """The loss of a batch with fixed draws (no update; dropout as in training)."""
+        return self._losses(batch, seed_step)[0].item()
+
+    def training_step(self, batch: dict, step: int) -> dict:
+        """One optimizer step on the trained parameters (with gradient accumulation and clipping)."""
+        with self.accelerator.accumulate(self.adaptor):
+            loss, mse, l1 = self._losses(batch, step)
+            self.accelerator.backward(loss)
+            if self.accelerator.sync_gradients and self.cfg.optim.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self.trained, self.cfg.optim.max_grad_norm)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss.item(), "mse": mse.item(), "l1": l1.item()}
+
+    # ---------------------------------------------------------------------------------------
+    def save_checkpoint(self, step: int, batches_done: int) -> Path:
+        """``checkpoint-<step>/``: accelerate state (adaptor, optimizer, scheduler, RNG), the adaptor in
+        safetensors, the UNet LoRA if any, and ``trainer_state.json``; written under a temporary
+        name and renamed, so ``--resume latest`` never finds half a checkpoint.  Also refreshes
+        ``OUTPUT_DIR/adaptor/``."""
+        acc = self.accelerator
+        final = self.out / f"checkpoint-{step}"
+        tmp = self.out / f".tmp-checkpoint-{step}"
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            adaptor = acc.unwrap_model(self.adaptor)
+            adaptor.save_pretrained(tmp / "adaptor")
+            if self.cfg.lora.rank > 0:
+                from peft.utils import get_peft_model_state_dict
+                from safetensors.torch import save_file
+
+                lora = get_peft_model_state_dict(acc.unwrap_model(self.pipe.unet))
+                save_file({k: v.contiguous() for k, v in lora.items()}, tmp / "unet_lora.safetensors")
+            (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "batches_done": batches_done}))
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+            self.save_adaptor()
+            limit = self.cfg.checkpoints_total_limit
+            for old in (_checkpoints(self.out)[:-limit] if limit else []):
+                shutil.rmtree(old)
+        acc.wait_for_everyone()
+        return final
+
+    def save_adaptor(self) -> Path:
+        """``OUTPUT_DIR/adaptor/``: the current adaptor, loadable by ``from_pretrained`` and the pipeline."""
+        target = self.out / "adaptor"
+        self.accelerator.unwrap_model(self.adaptor).save_pretrained(target)
+        return target
+
+    def load_checkpoint(self, path: Path) -> tuple[int, int]:
+        self.accelerator.load_state(str(path))
+        state = json.loads((path / "trainer_state.json").read_text())
+        return int(state["step"]), int(state["batches_done"])
+
+    @torch.no_grad()
+    def validate(self, step: int) -> dict:
+        """Generate from held-out audio with the current adaptor, write mp4+wav, score AV-Align."""
+        from avalign import score_files, summarize
+        from avalign.media import write_clip
+
+        from ..pipeline import AudioToVideoPipeline
+
+        cfg, v = self.cfg, self.cfg.validation
+        adaptor = self.accelerator.unwrap_model(self.adaptor).eval()
+        pipe = self.pipe
+        val = AudioToVideoPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                   unet=self.accelerator.unwrap_model(pipe.unet), scheduler=self.val_scheduler,
+                                   beats=pipe.beats, adaptor=adaptor)
+        val.set_progress_bar_config(disable=True)
+        folder = self.out / "validation" / f"step-{step}"
+        written = []
+        for i, clip in enumerate(self.val_clips):
+            out = val(audio=clip.audio or clip.video, num_frames=v.num_frames, fps=v.fps, height=v.height,
+                      width=v.width, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
+                      generator=torch.Generator().manual_seed(v.seed + i), output_type="uint8")
+            mp4, _ = write_clip(folder / f"{clip.clip_id}.mp4", out.frames[0], v.fps, out.audio[0],
+                                out.audio_sample_rates[0])
+            written.append(mp4)
+        adaptor.train()
+        summary = summarize(r.to_record() for r in score_files(written, workers=1))
+        return {"step": step, "val_av_align": summary.mean, "val_ci_low": summary.ci_low,
+                "val_ci_high": summary.ci_high, "val_n": summary.n, "val_n_undefined": summary.n_undefined}
+
+    # ---------------------------------------------------------------------------------------
+    def run(self, resume: str | None = None) -> Path:
+        cfg, acc = self.cfg, self.accelerator
+        step, batches_done = 0, 0
+        ckpt = resolve_resume(self.out, resume)
+        if ckpt is not None:
+            step, batches_done = self.load_checkpoint(ckpt)
+        metrics_path, skipped_path = self.out / "metrics.jsonl", self.out / "skipped.jsonl"
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(to_yaml(cfg))
+            for path in (metrics_path, skipped_path):  # drop what a killed run logged past the checkpoint
+                rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("step", 0) <= step])
+        metrics = JsonlWriter(metrics_path, fsync=False) if acc.is_main_process else None
+        skipped = JsonlWriter(skipped_path, fsync=False) if acc.is_main_process else None
+        tb = _tensorboard(self.out) if acc.is_main_process else None
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not acc.is_main_process)
+        per_epoch = len(self.loader)
+        while step < cfg.max_steps:
+            epoch, skip = divmod(batches_done, per_epoch)
+            self.sampler.epoch = self.dataset.epoch = epoch
+            loader = acc.skip_first_batches(self.loader, skip) if skip else self.loader
+            for batch in loader:
+                batches_done += 1
+                for clip_id, reason in batch["skipped"]:
+                    logger.warning("skipped %s: %s", clip_id, reason)
+                    if skipped:
+                        skipped.write({"step": step, "clip_id": clip_id, "reason": reason})
+                if "pixel_values" not in batch:
+                    continue
+                t0 = time.perf_counter()
+                out = self.training_step(batch, step)
+                step += 1
+                record = {"step": step, **out, "lr": self.lr_scheduler.get_last_lr()[0],
+                          "seconds": time.perf_counter() - t0, "epoch": epoch}
+                if metrics:
+                    metrics.write(record)
+                if tb:
+                    for k in ("loss", "mse", "l1", "lr"):
+                        tb.add_scalar(f"train/{k}", record[k], step)
+                bar.update()
+                bar.set_postfix(loss=f"{out['loss']:.4f}")
+                if cfg.validation.steps and step % cfg.validation.steps == 0 and self.val_clips:
+                    if acc.is_main_process:
+                        val = self.validate(step)
+                        metrics.write(val)
+                        if tb:
+                            tb.add_scalar("val/av_align", val["val_av_align"], step)
+                    acc.wait_for_everyone()
+                if step % cfg.checkpointing_steps == 0 or step >= cfg.max_steps:
+                    self.save_checkpoint(step, batches_done)
+                if step >= cfg.max_steps:
+                    break
+        bar.close()
+        for writer in (metrics, skipped, tb):
+            if writer:
+                writer.close()
+        return self.out / "adaptor"
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: metrics.jsonl only
+        return None
+    return SummaryWriter(str(folder / "tensorboard"))
+
+
+def train(cfg: TrainConfig, resume: str | None = None) -> Path:
+    """Train to ``cfg.max_steps`` (resuming from a checkpoint if asked); returns the adaptor folder."""
+    return Trainer(cfg).run(resume)

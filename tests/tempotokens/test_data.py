@@ -1,0 +1,136 @@
+"""Dataset readers on tiny fixture folders in each layout, and audio spans that match the frames."""
+
+import csv
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from avalign.media import write_video, write_wav
+from tempotokens.data.datasets import AudioVideoClips, collate, index_dataset, read_id_list, read_split_table
+from tempotokens.data.synthetic import make_synthetic
+from tests.synth import click_track, jump_frames
+
+
+def _clip(folder, name, fps=24, seconds=2.0, events=(0.5, 1.2), wav=True, track=False):
+    (folder / "video").mkdir(parents=True, exist_ok=True)
+    frames = jump_frames(events, int(round(seconds * fps)), fps)
+    audio = click_track(events, seconds, 16000)
+    write_video(folder / "video" / f"{name}.mp4", frames, fps, audio=audio if track else None, sample_rate=16000)
+    if wav:
+        (folder / "audio").mkdir(exist_ok=True)
+        write_wav(folder / "audio" / f"{name}.wav", audio, 16000)
+
+
+def _table(path, rows, header=True):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        if header:
+            w.writerow(["ytid", "start_time", "class", "set"])
+        w.writerows(rows)
+
+
+def test_vggsound_layout_headerless_csv_names_and_exclusions(tmp_path):
+    for name in ("abcdefghijk_10000_20000", "zyxwvutsrqp_0_10000", "a_b-cdefghi_5000_15000", "excluded000_0_10"):
+        _clip(tmp_path, name)
+    _table(tmp_path / "vggsound.csv", [["abcdefghijk", 10, "dog barking", "train"],
+                                       ["zyxwvutsrqp", 0, "playing drums", "test"],
+                                       ["a_b-cdefghi", 5, "cat purring", "train"],
+                                       ["excluded000", 0, "dog barking", "train"]], header=False)
+    with open(tmp_path / "unmatch.pkl", "wb") as f:
+        pickle.dump(["excluded000"], f)
+    clips = index_dataset(tmp_path, "vggsound", "train", exclude_ids=read_id_list(tmp_path / "unmatch.pkl"))
+    assert [c.clip_id for c in clips] == ["a_b-cdefghi_5000_15000", "abcdefghijk_10000_20000"]
+    assert {c.label for c in clips} == {"dog barking", "cat purring"}
+    assert [c.clip_id for c in index_dataset(tmp_path, "vggsound", "test")] == ["zyxwvutsrqp_0_10000"]
+    assert len(index_dataset(tmp_path, "vggsound", "train", classes=["cat purring"])) == 1
+
+
+def test_filter_list_unpickling_is_restricted(tmp_path):
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump(torch.zeros(1), f)  # anything but plain strings is refused
+    with pytest.raises(pickle.UnpicklingError):
+        read_id_list(tmp_path / "evil.pkl")
+    (tmp_path / "ids.txt").write_text("aaa\nbbb\n")
+    assert read_id_list(tmp_path / "ids.txt") == {"aaa", "bbb"}
+
+
+def test_landscape_and_drum_layouts_and_a_corrupt_item(tmp_path):
+    land, drum = tmp_path / "landscape", tmp_path / "drum"
+    _clip(land, "wind0000001_0_10")
+    _clip(land, "rain0000001_0_10")
+    (land / "video" / "broken00001_0_10.mp4").write_bytes(b"\x00" * 64)
+    _table(land / "landscape.csv", [["wind0000001", 0, "wind noise", "train"], ["rain0000001", 10, "raining", "train"],
+                                    ["broken00001", 0, "thunder", "train"]])
+    _clip(drum, "578", wav=False, track=True)  # audio from the mp4's own track
+    _table(drum / "audioset-drum.csv", [["578", 0, "drum kit", "train"]])
+    (drum / "video" / "578.txt").write_text("a drummer <temp> <class>")
+
+    clips = index_dataset(land, "landscape", "train")
+    assert [c.clip_id for c in clips] == ["broken00001_0_10", "rain0000001_0_10", "wind0000001_0_10"]
+    ds = AudioVideoClips(clips, num_frames=8, height=32, width=48, random_start=False)
+    items = [ds[i] for i in range(3)]
+    assert "error" in items[0] and "broken00001_0_10.mp4" in items[0]["error"]
+    batch = collate(items)
+    assert batch["skipped"][0][0] == "broken00001_0_10" and batch["pixel_values"].shape == (2, 8, 3, 32, 48)
+    assert batch["pixel_values"].min() >= -1 and batch["pixel_values"].max() <= 1
+
+    (drum_clip,) = index_dataset(drum, "audioset_drum", "train")
+    assert drum_clip.audio is None and drum_clip.caption == "a drummer <temp> <class>"
+    item = AudioVideoClips([drum_clip], 8, 32, 32)[0]
+    assert item["prompt"] == "a drummer <temp> <class>" and item["audio"].shape == (round(8 / 24 * 16000),)
+
+
+def test_too_short_clip_is_an_error_not_a_replacement(tmp_path):
+    _clip(tmp_path, "short000000", seconds=0.25)
+    _table(tmp_path / "landscape.csv", [["short000000", 0, "x", "train"]])
+    (clip,) = index_dataset(tmp_path, "landscape", "train")
+    item = AudioVideoClips([clip], num_frames=24, height=32, width=32)[0]
+    assert "error" in item and "needs 24" in item["error"]
+    assert collate([item]) == {"skipped": [("short000000", item["error"])]}
+
+
+@pytest.mark.parametrize("fps", [24.0, 25.0, 29.97])
+def test_audio_span_matches_the_frames(tmp_path, fps):
+    """A click at frame e lands, in the item's audio, at (e - start) / fps seconds."""
+    e = 30
+    _clip(tmp_path, "clip0000000", fps=fps, seconds=3.0, events=(e / fps,))
+    _table(tmp_path / "landscape.csv", [["clip0000000", 0, "x", "train"]])
+    clips = index_dataset(tmp_path, "landscape", "train")
+    for epoch in range(3):
+        ds = AudioVideoClips(clips, num_frames=24, height=32, width=32, random_start=True, seed=epoch)
+        item = ds[0]
+        start = item["start_frame"]
+        assert item["fps"] == pytest.approx(fps, abs=1e-3)
+        assert item["audio"].shape == (round(24 / fps * 16000),)
+        if start <= e < start + 24:
+            onset = int(np.flatnonzero(np.abs(item["audio"].numpy()) > 0.05)[0])
+            assert onset == pytest.approx((e - start) / fps * 16000, abs=2)
+            # and the jump is between frames e-1 and e of the item: the only change of picture
+            diffs = (item["pixel_values"][1:] - item["pixel_values"][:-1]).abs().flatten(1).mean(1)
+            assert int(diffs.argmax()) + 1 == e - start
+
+
+def test_random_starts_are_reproducible(tmp_path):
+    make_synthetic(tmp_path, num_clips=3, seed=1, duration_s=2.0, size=32)
+    clips = index_dataset(tmp_path, "synthetic", None)
+    a = AudioVideoClips(clips, 8, 32, 32, seed=5)
+    b = AudioVideoClips(clips, 8, 32, 32, seed=5)
+    assert [a[i]["start_frame"] for i in range(3)] == [b[i]["start_frame"] for i in range(3)]
+    b.epoch = 1
+    assert [a[i]["start_frame"] for i in range(3)] != [b[i]["start_frame"] for i in range(3)]
+
+
+def test_synthetic_dataset_is_deterministic_and_aligned(tmp_path):
+    from avalign import score_file
+
+    one = make_synthetic(tmp_path / "a", num_clips=3, seed=2, duration_s=2.0, size=64)
+    two = make_synthetic(tmp_path / "b", num_clips=3, seed=2, duration_s=2.0, size=64)
+    assert one == two
+    assert (tmp_path / "a" / "audio" / "syn00000000.wav").read_bytes() == \
+           (tmp_path / "b" / "audio" / "syn00000000.wav").read_bytes()
+    assert read_split_table(tmp_path / "a" / "synthetic.csv")[0]["class"] == "drum hits"
+    for clip in one:  # objects move when sounds happen: the metric's ceiling
+        r = score_file(tmp_path / "a" / "video" / f"{clip.clip_id}.mp4", tmp_path / "a" / "audio" / f"{clip.clip_id}.wav")
+        assert r.score == 1.0, (clip, r.audio_peaks, r.video_peaks)
