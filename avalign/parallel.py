@@ -11,7 +11,10 @@ Optical flow is ~97% of AV-Align's time, so the work is cut at that grain:
   and assembles peaks, matching and score with :func:`avalign.score.assemble`, the same code as
   the serial path, so parallel and serial results are identical.
 
-Workers start by ``fork`` on Linux with one OpenCV thread each.  A worker that dies (a crash in
+Workers start from a ``forkserver`` (a clean single-threaded process that has imported this
+module), never by forking the caller: a caller that has run torch, OpenCV or FFmpeg holds thread
+pools whose locks a forked child can inherit mid-operation and hang on.  Each worker uses one
+OpenCV thread.  A worker that dies (a crash in
 a decoder, out of memory) does not stop the batch: the pool is restarted, the clips it held are
 retried once, then recorded as errors.
 """
@@ -69,6 +72,7 @@ def score_files(
     workers: int | None = None,
     empty_score: float | None = None,
     chunk_pairs: int = 32,
+    start_method: str | None = None,
 ) -> Iterator[AVAlignResult]:
     """Score many clips, yielding each :class:`AVAlignResult` as soon as it is finished.
 
@@ -84,6 +88,8 @@ def score_files(
         Score given to clips with no peak in either stream (default None: undefined).
     chunk_pairs : int
         Frame pairs per flow task; longer clips are split across workers.
+    start_method : str, optional
+        multiprocessing start method of the workers (default ``"forkserver"`` where available).
 
     Yields
     ------
@@ -104,7 +110,7 @@ def score_files(
         finally:
             cv2.setNumThreads(threads)
         return
-    yield from _ParallelRun(jobs, variant, workers, empty_score, max(1, int(chunk_pairs))).results()
+    yield from _ParallelRun(jobs, variant, workers, empty_score, max(1, int(chunk_pairs)), start_method).results()
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,8 +178,11 @@ class _Clip:
 
 
 class _ParallelRun:
-    def __init__(self, jobs: list[Job], variant: Variant, workers: int, empty_score: float | None, chunk_pairs: int):
+    def __init__(self, jobs: list[Job], variant: Variant, workers: int, empty_score: float | None, chunk_pairs: int,
+                 start_method: str | None = None):
         self.variant, self.workers, self.empty_score, self.chunk_pairs = variant, workers, empty_score, chunk_pairs
+        methods = mp.get_all_start_methods()
+        self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
         self.clips = [_Clip(job, resolve_audio(job.video, job.audio)) for job in jobs]
         # Largest first (file size as the cost estimate): the batch ends with short clips.
         self.todo: deque[int] = deque(sorted(range(len(jobs)), key=lambda i: -_size(jobs[i].video)))
@@ -202,8 +211,10 @@ class _ParallelRun:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method), initializer=_init_worker)
+        context = mp.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            context.set_forkserver_preload(["avalign.parallel"])
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
 
     def _fill(self) -> None:
         """Keep every worker busy, finishing started clips before starting new ones.

@@ -82,7 +82,9 @@ def run_generate(args: argparse.Namespace) -> int:
         pipe = AudioToVideoPipeline.from_pretrained(args.model, beats=args.beats, adaptor=args.adaptor)
     except (ValueError, OSError, EnvironmentError) as exc:
         raise UsageError(f"{args.model}: cannot load the model ({' '.join(str(exc).split())[:300]})") from None
-    pipe = pipe.to(device, dtype)
+    pipe = pipe.to(device)
+    if dtype != torch.float32:
+        pipe = pipe.to(dtype)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     out = pipe(audio=args.audio, prompt=args.prompt, negative_prompt=args.negative_prompt,
                num_frames=args.num_frames, fps=args.fps, height=args.height, width=args.width,

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from avalign import Job, score_file, score_files
 from avalign.records import JsonlWriter, read_jsonl
@@ -22,6 +23,7 @@ def test_chunking_a_long_clip_changes_nothing(golden_clips):
         assert _strip(r) == serial, chunk
 
 
+@pytest.mark.timeout(120)
 def test_a_crashing_worker_costs_only_its_clip(monkeypatch, golden_clips):
     """A worker killed in a decoder: that clip is an error, the pool restarts, the rest are scored."""
     import avalign.parallel as parallel
@@ -33,10 +35,10 @@ def test_a_crashing_worker_costs_only_its_clip(monkeypatch, golden_clips):
             os._exit(1)  # like a segfault: no exception, the process is gone
         return real(path)
 
-    monkeypatch.setattr(parallel, "read_video_gray", crash_on_c09)  # inherited by forked workers
+    monkeypatch.setattr(parallel, "read_video_gray", crash_on_c09)  # inherited by *forked* workers
     clips = [golden_clips / f"{n}.mp4" for n in ("c03_sync_burst_8fps_64x64_2s", "c09_two_frames_8fps_64x64",
                                                   "c04_sync_burst_10fps_128x128_3s", "c12_static_silent_10fps_64x64_1s")]
-    results = {os.path.basename(r.video): r for r in score_files(clips, workers=2, chunk_pairs=4)}
+    results = {os.path.basename(r.video): r for r in score_files(clips, workers=2, chunk_pairs=4, start_method="fork")}
     assert len(results) == 4
     assert results["c09_two_frames_8fps_64x64.mp4"].status == "error"
     assert "worker process died" in results["c09_two_frames_8fps_64x64.mp4"].error

@@ -1,0 +1,21 @@
+"""``tempotokens``: TempoTokens conditioned on the clip's audio alone (the placeholders prompt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tempotokens.data.datasets import ClipInfo
+
+from . import RunContext
+from ._pipeline import generate, shared_pipeline
+
+
+class TempoTokens:
+    name = "tempotokens"
+    generative = True
+
+    def load(self, ctx: RunContext) -> float:
+        return shared_pipeline(ctx)
+
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+        return generate(ctx, clip, out_mp4, prompt=None, use_audio=True)

@@ -1,0 +1,24 @@
+"""``tempotokens_text_audio``: TempoTokens with the class label as text around the audio tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tempotokens.conditioning import DEFAULT_AUDIO_PROMPT
+from tempotokens.data.datasets import ClipInfo
+
+from . import RunContext
+from ._pipeline import generate, shared_pipeline
+
+
+class TempoTokensTextAudio:
+    name = "tempotokens_text_audio"
+    generative = True
+
+    def load(self, ctx: RunContext) -> float:
+        return shared_pipeline(ctx)
+
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+        # the paper's Table 2 phrasing: "A video of <TemporalAudioTokens> <class>", with the label
+        prompt = f"A video of {clip.label}, {DEFAULT_AUDIO_PROMPT}"
+        return generate(ctx, clip, out_mp4, prompt=prompt, use_audio=True)

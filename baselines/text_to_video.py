@@ -1,0 +1,21 @@
+"""``text_to_video``: the same backbone with the class-label prompt only (no audio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tempotokens.data.datasets import ClipInfo
+
+from . import RunContext
+from ._pipeline import generate, shared_pipeline
+
+
+class TextToVideo:
+    name = "text_to_video"
+    generative = True
+
+    def load(self, ctx: RunContext) -> float:
+        return shared_pipeline(ctx)
+
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+        return generate(ctx, clip, out_mp4, prompt=f"A video of {clip.label}", use_audio=False)

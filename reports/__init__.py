@@ -1,0 +1,1 @@
+"""Reports: comparison tables (CSV, Markdown, LaTeX) and plots from benchmark runs."""
