@@ -23,7 +23,6 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m benchmarks.run --dataset synthetic --out $(RUN)
 	$(PY) -m reports $(RUN) --out $(RUN)/report
-	@echo "report: $(RUN)/report/index.md"
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
