@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -56,15 +58,9 @@ class GrayVideo:
         return int(self.frames.shape[0])
 
 
-def read_video_gray(path: str | os.PathLike) -> GrayVideo:
-    """Decode every frame of a video with OpenCV and convert each to gray once.
-
-    Raises
-    ------
-    MediaError
-        If the file is missing or cannot be opened, its frame rate is 0 or not finite, or no
-        frame can be decoded.
-    """
+@contextmanager
+def _capture(path: str | os.PathLike) -> Iterator[tuple[cv2.VideoCapture, float]]:
+    """An opened ``cv2.VideoCapture`` and its frame rate, checked, released on exit."""
     path = str(path)
     if not os.path.isfile(path):
         raise MediaError(path, "file not found")
@@ -75,8 +71,23 @@ def read_video_gray(path: str | os.PathLike) -> GrayVideo:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         if not math.isfinite(fps) or fps <= 0:
             raise MediaError(path, f"unreadable frame rate (CAP_PROP_FPS = {fps})")
-        frames: list[np.ndarray] = []
-        shape: tuple[int, int, int] | None = None
+        yield cap, fps
+    finally:
+        cap.release()
+
+
+def read_video_gray(path: str | os.PathLike) -> GrayVideo:
+    """Decode every frame of a video with OpenCV and convert each to gray once.
+
+    Raises
+    ------
+    MediaError
+        If the file is missing or cannot be opened, its frame rate is 0 or not finite, or no
+        frame can be decoded.
+    """
+    frames: list[np.ndarray] = []
+    shape: tuple[int, int, int] | None = None
+    with _capture(path) as (cap, fps):
         while True:
             ok, frame = cap.read()
             if not ok:
@@ -84,8 +95,6 @@ def read_video_gray(path: str | os.PathLike) -> GrayVideo:
             if shape is None:
                 shape = tuple(int(s) for s in frame.shape)  # type: ignore[assignment]
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    finally:
-        cap.release()
     if not frames or shape is None:
         raise MediaError(path, "no frame could be decoded")
     return GrayVideo(frames=np.stack(frames), fps=fps, frame_shape=shape)
@@ -95,19 +104,8 @@ def probe_video(path: str | os.PathLike) -> tuple[float, int]:
     """Frame rate (frames/s, ``CAP_PROP_FPS``) and frame count of a video, without decoding it.
 
     The count is the container's (it can be off by a frame or two for some files)."""
-    path = str(path)
-    if not os.path.isfile(path):
-        raise MediaError(path, "file not found")
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            raise MediaError(path, "cannot open video (not a video file, or corrupt)")
-        fps, count = float(cap.get(cv2.CAP_PROP_FPS)), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    if not math.isfinite(fps) or fps <= 0:
-        raise MediaError(path, f"unreadable frame rate (CAP_PROP_FPS = {fps})")
-    return fps, count
+    with _capture(path) as (cap, fps):
+        return fps, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
 
 def read_video_frames(path: str | os.PathLike, start: int = 0, count: int | None = None) -> tuple[np.ndarray, float]:
@@ -116,10 +114,8 @@ def read_video_frames(path: str | os.PathLike, start: int = 0, count: int | None
     Frames before ``start`` are skipped without colour conversion.  Returns ``(T, H, W, 3)``
     uint8 RGB and the frame rate.  Raises :class:`MediaError` if fewer frames exist.
     """
-    fps, _ = probe_video(path)
-    cap = cv2.VideoCapture(str(path))
     frames: list[np.ndarray] = []
-    try:
+    with _capture(path) as (cap, fps):
         for _ in range(start):
             if not cap.grab():
                 raise MediaError(path, f"has fewer than {start} frames")
@@ -128,8 +124,6 @@ def read_video_frames(path: str | os.PathLike, start: int = 0, count: int | None
             if not ok:
                 break
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
     if not frames or (count is not None and len(frames) < count):
         raise MediaError(path, f"has {start + len(frames)} frames, needs {start + (count or 1)}")
     return np.stack(frames), fps
