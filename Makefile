@@ -32,7 +32,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p runs/bench
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=runs/bench/benchmarks.json -q
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=runs/bench/benchmarks.json -q -s
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks

@@ -26,7 +26,9 @@ def pipe():
 
     p = build_tiny_pipeline(seed=0)
     p.set_progress_bar_config(disable=True)
+    threads = torch.get_num_threads()
     yield p
+    torch.set_num_threads(threads)  # the cases below pin one thread; later suites get them all back
     if {"audio", "text"} <= set(_per_step):
         ratio = _per_step["audio"] / _per_step["text"]
         print(f"\nsampler, tiny model, CPU, 1 thread: audio {_per_step['audio'] * 1e3:.1f} ms/step, "
