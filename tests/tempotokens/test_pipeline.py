@@ -156,3 +156,12 @@ def test_audio_encoders_run_once_per_clip_not_per_step(tiny_pipe, waves, monkeyp
         monkeypatch.setattr(module, "forward", counted)
     tiny_pipe(audio=waves[0], generator=_gen(0), num_inference_steps=4, num_frames=4, fps=4.0)
     assert calls == {"beats": 1, "adaptor": 1, "unet": 4}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_gpu(tiny_dir, waves, dtype):
+    pipe = AudioToVideoPipeline.from_pretrained(tiny_dir).to("cuda", dtype)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(audio=waves[0], generator=torch.Generator().manual_seed(0), **KW)
+    assert out.frames.shape == (1, 8, 32, 32, 3) and np.isfinite(out.frames).all()
