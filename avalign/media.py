@@ -271,8 +271,6 @@ def load_audio(
     MediaError
         Unreadable file, no audio, or a span outside the file (without ``pad``).
     """
-    import soxr
-
     y, sr = read_audio(path)
     y = np.atleast_2d(y)  # (channels, n)
     first = int(round(start_s * sr))
@@ -286,13 +284,24 @@ def load_audio(
     if mono:
         y = y.mean(axis=0, keepdims=True)
     out_sr = sr if sample_rate is None else int(sample_rate)
-    if out_sr != sr:
-        y = soxr.resample(y.T, sr, out_sr, quality="HQ").T.astype(np.float32)
-    if duration_s is not None:  # exact length at the output rate
-        n = int(round(duration_s * out_sr))
-        y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
-    y = np.ascontiguousarray(y, dtype=np.float32)
+    y = resample_exact(y, sr, out_sr, duration_s)
     return (y[0] if mono else y), out_sr
+
+
+def resample_exact(y: np.ndarray, sr: int, out_sr: int, duration_s: float | None = None) -> np.ndarray:
+    """Resample ``(n,)`` or ``(channels, n)`` samples from ``sr`` to ``out_sr`` Hz (soxr, high
+    quality; nothing is done when the rates are equal).  With ``duration_s`` the result has exactly
+    ``round(duration_s * out_sr)`` samples: trimmed, or zero-padded at the end.  Returns float32."""
+    import soxr
+
+    y = np.asarray(y, dtype=np.float32)
+    if out_sr != sr:
+        y = soxr.resample(y.T, sr, out_sr, quality="HQ").T
+    if duration_s is not None:
+        n = int(round(duration_s * out_sr))
+        pad = [(0, 0)] * (y.ndim - 1) + [(0, max(0, n - y.shape[-1]))]
+        y = np.pad(y[..., :n], pad)
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:

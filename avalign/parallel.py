@@ -124,7 +124,6 @@ def _init_worker() -> None:
 
 @dataclass
 class _Prepared:
-    audio_path: str | None
     seconds: float
     error: str | None = None
     fps: float = 0.0
@@ -136,7 +135,6 @@ class _Prepared:
 
 def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str) -> _Prepared:
     start = time.perf_counter()
-    audio_path = resolve_audio(job.video, job.audio)
     try:
         clip = read_video_gray(job.video)
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)
@@ -146,9 +144,9 @@ def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str) -> _Prepared:
             frames_file = os.path.join(tmpdir, f"{uuid.uuid4().hex}.npy")
             np.save(frames_file, clip.frames)
     except Exception as exc:  # the batch goes on; the reason is recorded
-        return _Prepared(audio_path, time.perf_counter() - start, error=error_reason(job.video, exc))
+        return _Prepared(time.perf_counter() - start, error=error_reason(job.video, exc))
     return _Prepared(
-        audio_path, time.perf_counter() - start, fps=clip.fps, n_frames=clip.n_frames,
+        time.perf_counter() - start, fps=clip.fps, n_frames=clip.n_frames,
         frame_shape=clip.frame_shape, first_mags=mags, frames_file=frames_file,
     )
 

@@ -7,8 +7,6 @@ peak RSS on CPU (``torch.cuda.max_memory_allocated`` on GPU), in ``extra_info``.
 
 from __future__ import annotations
 
-import resource
-
 import pytest
 import torch
 
@@ -40,10 +38,9 @@ def test_train_step_tiny_cpu(benchmark, trainer):
 
     out = benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=1)
     assert out["loss"] > 0
-    if torch.cuda.is_available():
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    benchmark.extra_info.update(seconds_per_step=benchmark.stats.stats.mean, peak_mem_mb=peak_mb,
-                                device="cuda" if torch.cuda.is_available() else "cpu")
+    from benchmarks.run import peak_memory_mb
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak_mb = peak_memory_mb(device)
+    benchmark.extra_info.update(seconds_per_step=benchmark.stats.stats.mean, peak_mem_mb=peak_mb, device=device)
     print(f"\ntiny training step: {benchmark.stats.stats.mean:.3f} s mean, peak memory {peak_mb:.0f} MB")

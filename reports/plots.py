@@ -8,8 +8,6 @@ from typing import Sequence
 
 import numpy as np
 
-from .tables import REFERENCE_ROWS
-
 COLORS = {"ground_truth": "#4c9a2a", "shuffled_audio": "#9e9e9e", "static_frame": "#bdbdbd"}
 
 
@@ -120,4 +118,4 @@ def plot_timelines(records: Sequence[dict], order: Sequence[str], folder: Path, 
     return written
 
 
-__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_timelines", "REFERENCE_ROWS"]
+__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_timelines"]

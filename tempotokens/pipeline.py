@@ -153,9 +153,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         Returns the spans at their own rates (what is written next to the video) and the batch
         ``(B, S)`` at 16 kHz for BEATs.
         """
-        import soxr
-
-        from avalign.media import load_audio
+        from avalign.media import load_audio, resample_exact
 
         items = list(audio) if isinstance(audio, (list, tuple)) else [audio]
         if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and np.ndim(items[0]) == 2:
@@ -169,12 +167,10 @@ class AudioToVideoPipeline(DiffusionPipeline):
                 if y.ndim != 1:
                     raise ValueError(f"an audio array must be (S,) or (B, S), got shape {y.shape}")
                 sr = int(sample_rate)
-                first, n = int(round(start_s * sr)), int(round(duration_s * sr))
-                y = np.pad(y[first : first + n], (0, max(0, n - len(y[first : first + n]))))
+                y = resample_exact(y[int(round(start_s * sr)):], sr, sr, duration_s)  # the span, zero-padded
             spans.append(y)
             rates.append(sr)
-            y16 = y if sr == SAMPLE_RATE else soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-            model_in.append(y16[: int(round(duration_s * SAMPLE_RATE))])
+            model_in.append(resample_exact(y, sr, SAMPLE_RATE, duration_s))
         n = max(len(y) for y in model_in)
         batch = torch.zeros(len(model_in), n)
         for i, y in enumerate(model_in):
