@@ -11,6 +11,7 @@ variants, defined edge cases, parallel batch scoring and a torchmetrics-style cl
 from .media import MediaError, read_audio, read_video_gray
 from .metric import AVAlignMetric
 from .parallel import Job, score_files
+from .protocol import NATIVE, Protocol, conform, cover_crop
 from .score import AVAlignResult, score_arrays, score_file
 from .stats import Summary, bootstrap_ci, summarize
 from .variants import DEFAULT_VARIANT, VARIANTS, Variant, get_variant
@@ -21,10 +22,14 @@ __all__ = [
     "DEFAULT_VARIANT",
     "Job",
     "MediaError",
+    "NATIVE",
+    "Protocol",
     "Summary",
     "VARIANTS",
     "Variant",
     "bootstrap_ci",
+    "conform",
+    "cover_crop",
     "get_variant",
     "read_audio",
     "read_video_gray",

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from .media import VIDEO_EXTENSIONS
 from .parallel import Job, default_workers, score_files
+from .protocol import Protocol
 from .records import JsonlWriter, read_jsonl, rewrite_jsonl
 from .score import AVAlignResult
 from .stats import summarize
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS),
         help="scorer semantics; see 'python -m avalign variants'",
     )
+    score.add_argument("--fps", type=float, metavar="F",
+                       help="re-time every clip to F frames/s before scoring (default: each clip's own)")
+    score.add_argument("--size", metavar="WxH",
+                       help="resize every clip to cover WxH pixels, then center-crop (default: each clip's own)")
     score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
     score.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
     score.add_argument("--plot", metavar="DIR", help="write a PNG timeline per clip into DIR")
@@ -113,6 +118,10 @@ def run_score(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    try:
+        protocol = Protocol.parse(args.fps, args.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     jobs = collect_jobs(args.paths, args.audio)
     wanted = {os.path.abspath(j.video) for j in jobs}
 
@@ -122,6 +131,10 @@ def run_score(args: argparse.Namespace) -> int:
         other = {r.get("variant") for r in records} - {args.variant}
         if other:
             raise UsageError(f"{args.out}: holds results of variant {sorted(other)[0]}; choose another --out")
+        protocols = {Protocol.from_record(r.get("protocol")) for r in records} - {protocol}
+        if protocols:
+            raise UsageError(f"{args.out}: holds results scored at {protocols.pop().label}, not {protocol.label}; "
+                             "choose another --out")
         if args.retry_errors and any(r["status"] == "error" for r in records):
             records = [r for r in records if r["status"] != "error"]
             rewrite_jsonl(args.out, records)
@@ -136,7 +149,8 @@ def run_score(args: argparse.Namespace) -> int:
     fresh: list[dict] = []
     try:
         with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar:
-            for result in score_files(todo, args.variant, workers=args.workers, empty_score=args.empty_score):
+            for result in score_files(todo, args.variant, protocol=protocol, workers=args.workers,
+                                      empty_score=args.empty_score):
                 record = result.to_record()
                 if writer is not None:
                     writer.write(record)
@@ -156,7 +170,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     done = [r for k, r in previous.items() if k in wanted] + fresh
     summary = summarize(done)
-    print(summary.line())
+    print(summary.line() + ("" if protocol.is_native else f"; protocol {protocol.label}"))
     if VARIANTS[args.variant].can_exceed_one:
         print(f"note: variant {args.variant} matches many-to-one, so scores can exceed 1")
     return EXIT_CLIP_ERROR if summary.n_error else EXIT_OK

@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
 
 #: Extensions treated as videos when a folder is given.
 VIDEO_EXTENSIONS = (".mp4",)
@@ -76,8 +79,23 @@ def _capture(path: str | os.PathLike) -> Iterator[tuple[cv2.VideoCapture, float]
         cap.release()
 
 
-def read_video_gray(path: str | os.PathLike) -> GrayVideo:
-    """Decode every frame of a video with OpenCV and convert each to gray once.
+def _decoded(cap: cv2.VideoCapture, shape: list) -> Iterator[np.ndarray]:
+    """Decoded BGR frames of an open capture, recording the first frame's shape into ``shape``."""
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return
+        if not shape:
+            shape.extend(int(s) for s in frame.shape)
+        yield frame
+
+
+def read_video_gray(path: str | os.PathLike, protocol: "Protocol | None" = None) -> GrayVideo:
+    """Decode a video with OpenCV and conform it (:func:`avalign.protocol.conform`): gray frames,
+    re-timed, resized and cut as ``protocol`` says (every frame, as decoded, by default).
+
+    ``fps`` and ``frame_shape`` of the result describe the frames returned: the protocol's rate and
+    size where it sets them, ``(H, W, C)`` with the decoded channel count ``C``.
 
     Raises
     ------
@@ -85,19 +103,15 @@ def read_video_gray(path: str | os.PathLike) -> GrayVideo:
         If the file is missing or cannot be opened, its frame rate is 0 or not finite, or no
         frame can be decoded.
     """
-    frames: list[np.ndarray] = []
-    shape: tuple[int, int, int] | None = None
-    with _capture(path) as (cap, fps):
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if shape is None:
-                shape = tuple(int(s) for s in frame.shape)  # type: ignore[assignment]
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    if not frames or shape is None:
+    from .protocol import NATIVE, conform
+
+    shape: list[int] = []
+    with _capture(path) as (cap, src_fps):
+        clip = conform(_decoded(cap, shape), src_fps, protocol or NATIVE)
+    if not shape or clip.n_frames == 0:
         raise MediaError(path, "no frame could be decoded")
-    return GrayVideo(frames=np.stack(frames), fps=fps, frame_shape=shape)
+    frame_shape = (*clip.frames.shape[1:3], shape[2] if len(shape) > 2 else 1)
+    return GrayVideo(frames=clip.frames, fps=clip.fps, frame_shape=frame_shape)
 
 
 def probe_video(path: str | os.PathLike) -> tuple[float, int]:

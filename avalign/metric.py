@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .protocol import NATIVE, Protocol
 from .score import AVAlignResult, score_arrays
 from .stats import Summary, summarize
 from .variants import DEFAULT_VARIANT, Variant, get_variant
@@ -49,6 +50,8 @@ class AVAlignMetric:
         AV-Align variant.
     empty_score : float, optional
         Score of clips with no peak in either stream (default: undefined, left out of the mean).
+    protocol : Protocol
+        Frame rate, size and span each clip is conformed to before scoring (default: as given).
 
     Examples
     --------
@@ -58,8 +61,10 @@ class AVAlignMetric:
     """
 
     def __init__(
-        self, fps: float, sample_rate: int, variant: str | Variant = DEFAULT_VARIANT, empty_score: float | None = None
+        self, fps: float, sample_rate: int, variant: str | Variant = DEFAULT_VARIANT, empty_score: float | None = None,
+        protocol: Protocol = NATIVE,
     ):
+        self.protocol = protocol
         self.fps = float(fps)
         self.sample_rate = int(sample_rate)
         self.variant = get_variant(variant)
@@ -88,7 +93,7 @@ class AVAlignMetric:
             raise ValueError(f"{len(videos)} videos but {len(waveforms)} waveforms")
         batch = [
             score_arrays(
-                _frames_uint8(v), self.fps, w, self.sample_rate, self.variant,
+                _frames_uint8(v), self.fps, w, self.sample_rate, self.variant, protocol=self.protocol,
                 empty_score=self.empty_score, name=names[i] if names else f"clip{len(self.results) + i}",
             )
             for i, (v, w) in enumerate(zip(videos, waveforms))

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import core
 from .media import read_video_gray
+from .protocol import NATIVE, Protocol
 from .score import (
     AudioAnalysis,
     AVAlignResult,
@@ -69,6 +70,7 @@ def score_files(
     jobs: Iterable[Job | str | os.PathLike],
     variant: str | Variant = DEFAULT_VARIANT,
     *,
+    protocol: Protocol = NATIVE,
     workers: int | None = None,
     empty_score: float | None = None,
     chunk_pairs: int = 32,
@@ -82,6 +84,8 @@ def score_files(
         Videos to score (a plain path uses its sibling wav or its own audio track).
     variant : str or Variant
         AV-Align variant.
+    protocol : Protocol
+        Frame rate, size and span every clip is conformed to before scoring (default: as decoded).
     workers : int, optional
         Worker processes; default :func:`default_workers`.  1 scores in this process.
     empty_score : float, optional
@@ -106,11 +110,12 @@ def score_files(
         cv2.setNumThreads(1)  # one worker = one core, like each pool worker
         try:
             for job in jobs:
-                yield score_file(job.video, job.audio, variant, empty_score=empty_score)
+                yield score_file(job.video, job.audio, variant, protocol=protocol, empty_score=empty_score)
         finally:
             cv2.setNumThreads(threads)
         return
-    yield from _ParallelRun(jobs, variant, workers, empty_score, max(1, int(chunk_pairs)), start_method).results()
+    yield from _ParallelRun(jobs, variant, protocol, workers, empty_score, max(1, int(chunk_pairs)),
+                            start_method).results()
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,10 +138,10 @@ class _Prepared:
     frames_file: str | None = None
 
 
-def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str) -> _Prepared:
+def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -> _Prepared:
     start = time.perf_counter()
     try:
-        clip = read_video_gray(job.video)
+        clip = read_video_gray(job.video, protocol)  # conformed: frames are selected before any flow
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)
         mags = core.pair_magnitudes(clip.frames, 0, first)
         frames_file = None
@@ -176,8 +181,9 @@ class _Clip:
 
 
 class _ParallelRun:
-    def __init__(self, jobs: list[Job], variant: Variant, workers: int, empty_score: float | None, chunk_pairs: int,
-                 start_method: str | None = None):
+    def __init__(self, jobs: list[Job], variant: Variant, protocol: Protocol, workers: int, empty_score: float | None,
+                 chunk_pairs: int, start_method: str | None = None):
+        self.protocol = protocol
         self.variant, self.workers, self.empty_score, self.chunk_pairs = variant, workers, empty_score, chunk_pairs
         methods = mp.get_all_start_methods()
         self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
@@ -238,7 +244,7 @@ class _ParallelRun:
                 break
 
     def _submit_prepare(self, idx: int) -> None:
-        future = self.pool.submit(_prepare_task, self.clips[idx].job, self.chunk_pairs, self.tmpdir)
+        future = self.pool.submit(_prepare_task, self.clips[idx].job, self.chunk_pairs, self.tmpdir, self.protocol)
         self.inflight[future] = (idx, None)
         if self.clips[idx].audio is None:
             self.audio_todo.append(idx)
@@ -249,7 +255,7 @@ class _ParallelRun:
             return
         start = time.perf_counter()
         try:
-            clip.audio = analyze_audio_file(clip.audio_path or clip.job.video, self.variant)
+            clip.audio = analyze_audio_file(clip.audio_path or clip.job.video, self.variant, self.protocol)
         except Exception as exc:
             yield self._fail(idx, error_reason(clip.job.video, exc))
             return
@@ -294,12 +300,12 @@ class _ParallelRun:
         self._release(idx)
         yield assemble(
             clip.job.video, clip.audio_path, self.variant, p.fps, p.n_frames, mags, clip.audio,
-            frame_shape=p.frame_shape, empty_score=self.empty_score, seconds=clip.seconds,
+            protocol=self.protocol, frame_shape=p.frame_shape, empty_score=self.empty_score, seconds=clip.seconds,
         )
 
     def _fail(self, idx: int, reason: str) -> AVAlignResult:
         self._release(idx)
-        return error_result(self.clips[idx].job.video, self.clips[idx].audio_path, self.variant, reason)
+        return error_result(self.clips[idx].job.video, self.clips[idx].audio_path, self.variant, reason, self.protocol)
 
     def _release(self, idx: int) -> None:
         """Mark a clip done: forget its queued tasks and delete its frames file."""

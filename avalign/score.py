@@ -17,6 +17,7 @@ import numpy as np
 
 from . import core
 from .media import MediaError, read_audio, read_video_gray, sibling_wav, to_mono_resampled
+from .protocol import NATIVE, Protocol, conform, cut_audio
 from .variants import DEFAULT_VARIANT, Variant, get_variant
 
 Status = Literal["ok", "undefined", "error"]
@@ -36,14 +37,17 @@ class AVAlignResult:
     """AV-Align of one clip.
 
     ``score`` is the IoU of matched peaks (None when undefined and not mapped by
-    ``empty_score``, or on error).  Times are in seconds.  ``onset_envelope`` is kept for
-    plotting and left out of :meth:`to_record`.
+    ``empty_score``, or on error).  Times are in seconds.  ``protocol`` is how the clip was
+    conformed before scoring, and ``fps``, ``n_frames`` and ``frame_shape`` describe the frames
+    actually scored.  ``onset_envelope`` is kept for plotting and left out of :meth:`to_record`
+    unless asked for.
     """
 
     video: str
     audio: str | None
     variant: str
     status: Status
+    protocol: Protocol = NATIVE
     score: float | None = None
     error: str | None = None
     fps: float | None = None
@@ -61,10 +65,14 @@ class AVAlignResult:
     def n_matches(self) -> int:
         return len(self.matches)
 
-    def to_record(self) -> dict[str, Any]:
-        """JSON-serialisable record (one line of the CLI's ``--out`` JSONL)."""
+    def to_record(self, envelope: bool = False) -> dict[str, Any]:
+        """JSON-serialisable record (one line of the CLI's ``--out`` JSONL); with ``envelope``,
+        the onset envelope too (``onset_envelope``, one value per 512-sample hop), for plots."""
         record = asdict(self)
         record.pop("onset_envelope")
+        record["protocol"] = self.protocol.to_record()
+        if envelope and self.onset_envelope is not None:
+            record["onset_envelope"] = [float(x) for x in self.onset_envelope]
         for key in ("audio_peaks", "video_peaks", "flow_trajectory", "frame_shape"):
             record[key] = list(record[key]) if record[key] is not None else None
         record["matches"] = [list(m) for m in self.matches]
@@ -73,8 +81,11 @@ class AVAlignResult:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "AVAlignResult":
-        """Inverse of :meth:`to_record` (the onset envelope is not stored)."""
-        kwargs = {k: record.get(k) for k in cls.__dataclass_fields__ if k != "onset_envelope"}
+        """Inverse of :meth:`to_record` (the onset envelope when it was stored)."""
+        kwargs = {k: record.get(k) for k in cls.__dataclass_fields__}
+        kwargs["protocol"] = Protocol.from_record(record.get("protocol"))
+        if kwargs["onset_envelope"] is not None:
+            kwargs["onset_envelope"] = np.asarray(kwargs["onset_envelope"], dtype=np.float64)
         for key in ("audio_peaks", "video_peaks", "flow_trajectory"):
             kwargs[key] = tuple(kwargs[key] or ())
         kwargs["matches"] = tuple(tuple(m) for m in kwargs["matches"] or ())
@@ -83,15 +94,16 @@ class AVAlignResult:
         return cls(**kwargs)
 
 
-def error_result(video: str, audio: str | None, variant: str | Variant, reason: str) -> AVAlignResult:
+def error_result(video: str, audio: str | None, variant: Variant, reason: str,
+                 protocol: Protocol = NATIVE) -> AVAlignResult:
     """A result with ``status="error"`` and a one-line reason."""
-    return AVAlignResult(
-        video=str(video), audio=audio, variant=get_variant(variant).name, status="error", error=" ".join(reason.split())
-    )
+    return AVAlignResult(video=str(video), audio=audio, variant=variant.name, status="error", protocol=protocol,
+                         error=" ".join(reason.split()))
 
 
-def analyze_audio(y: np.ndarray, sr: int, variant: str | Variant = DEFAULT_VARIANT) -> AudioAnalysis:
-    """Onset envelope and peaks of a waveform, after the variant's mono mix and resampling.
+def analyze_audio(y: np.ndarray, sr: int, variant: Variant, protocol: Protocol = NATIVE) -> AudioAnalysis:
+    """Onset envelope and peaks of a waveform cut to the protocol's span, after the variant's mono
+    mix and resampling.
 
     Parameters
     ----------
@@ -100,16 +112,16 @@ def analyze_audio(y: np.ndarray, sr: int, variant: str | Variant = DEFAULT_VARIA
     sr : int
         Sample rate of ``y`` in Hz.
     """
-    variant = get_variant(variant)
-    y, sr = to_mono_resampled(np.asarray(y, dtype=np.float32), int(sr), variant.audio_sr)
+    y = cut_audio(np.asarray(y, dtype=np.float32), int(sr), protocol)
+    y, sr = to_mono_resampled(y, int(sr), variant.audio_sr)
     envelope = core.onset_envelope(y, sr)
     return AudioAnalysis(sr=sr, envelope=envelope, peaks=core.audio_peaks_from_envelope(envelope, sr))
 
 
-def analyze_audio_file(path: str | os.PathLike, variant: str | Variant = DEFAULT_VARIANT) -> AudioAnalysis:
+def analyze_audio_file(path: str | os.PathLike, variant: Variant, protocol: Protocol = NATIVE) -> AudioAnalysis:
     """:func:`analyze_audio` of an audio file or of a container's audio track."""
     y, sr = read_audio(path)
-    return analyze_audio(y, sr, variant)
+    return analyze_audio(y, sr, variant, protocol)
 
 
 def error_reason(path: str | os.PathLike, exc: BaseException) -> str:
@@ -131,22 +143,23 @@ def resolve_audio(video: str | os.PathLike, audio: str | os.PathLike | None = No
 def assemble(
     video: str,
     audio: str | None,
-    variant: str | Variant,
+    variant: Variant,
     fps: float,
     n_frames: int,
     pair_mags: np.ndarray,
     audio_analysis: AudioAnalysis,
     *,
+    protocol: Protocol = NATIVE,
     frame_shape: tuple[int, ...] | None = None,
     empty_score: float | None = None,
     seconds: float | None = None,
 ) -> AVAlignResult:
     """Peaks, matching and score from the per-pair flow magnitudes and the audio analysis.
 
+    ``fps`` is the rate of the frames the flow was computed on (the protocol's, when it sets one).
     ``empty_score`` replaces the score of a clip with no peak in either stream (whose status
     stays ``"undefined"``); by default such a score is None.
     """
-    variant = get_variant(variant)
     trajectory = core.flow_trajectory(pair_mags)
     v_peaks = core.video_peaks(trajectory, fps, variant.flow_threshold)
     a_peaks = audio_analysis.peaks
@@ -162,6 +175,7 @@ def assemble(
         audio=audio,
         variant=variant.name,
         status=status,
+        protocol=protocol,
         score=score,
         fps=float(fps),
         n_frames=int(n_frames),
@@ -183,6 +197,7 @@ def score_arrays(
     sample_rate: int,
     variant: str | Variant = DEFAULT_VARIANT,
     *,
+    protocol: Protocol = NATIVE,
     channel_order: Literal["rgb", "bgr"] = "rgb",
     empty_score: float | None = None,
     name: str = "<array>",
@@ -199,6 +214,9 @@ def score_arrays(
         Audio samples in [-1, 1].
     sample_rate : int
         Sample rate of ``waveform`` in Hz.
+    protocol : Protocol
+        Frame rate, size and span to conform the clip to first (:func:`avalign.protocol.conform`);
+        by default the frames are scored as given.
     channel_order : {"rgb", "bgr"}
         Channel order of colour ``frames``.
 
@@ -213,12 +231,14 @@ def score_arrays(
         raise ValueError(f"frames must be uint8, got {frames.dtype}")
     if not fps or fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    gray = [core.to_gray(f, channel_order) for f in frames]
-    mags = core.pair_magnitudes(gray)
-    audio_analysis = analyze_audio(waveform, sample_rate, variant)
+    variant = get_variant(variant)
+    clip = conform(frames, fps, protocol, order=channel_order)
+    mags = core.pair_magnitudes(clip.frames)
+    audio_analysis = analyze_audio(waveform, sample_rate, variant, protocol)
+    shape = (*clip.frames.shape[1:3], *frames.shape[3:])
     return assemble(
-        name, None, variant, fps, len(gray), mags, audio_analysis,
-        frame_shape=tuple(frames.shape[1:]), empty_score=empty_score, seconds=time.perf_counter() - start,
+        name, None, variant, clip.fps, clip.n_frames, mags, audio_analysis, protocol=protocol,
+        frame_shape=shape, empty_score=empty_score, seconds=time.perf_counter() - start,
     )
 
 
@@ -227,24 +247,27 @@ def score_file(
     audio: str | os.PathLike | None = None,
     variant: str | Variant = DEFAULT_VARIANT,
     *,
+    protocol: Protocol = NATIVE,
     empty_score: float | None = None,
 ) -> AVAlignResult:
     """AV-Align of one video file, never raising for a bad file.
 
     The audio is ``audio`` if given, else the sibling ``X.wav`` of ``X.mp4`` when present (the
-    authors' layout), else the video container's own audio track.  A file that cannot be used
-    gives ``status="error"`` with a one-line reason.
+    authors' layout), else the video container's own audio track.  The clip is conformed to
+    ``protocol`` first (by default it is scored as decoded, like the authors' scorer).  A file that
+    cannot be used gives ``status="error"`` with a one-line reason.
     """
     start = time.perf_counter()
     video = str(video)
+    variant = get_variant(variant)
     audio_path = resolve_audio(video, audio)
     try:
-        clip = read_video_gray(video)
-        audio_analysis = analyze_audio_file(audio_path or video, variant)
+        clip = read_video_gray(video, protocol)
+        audio_analysis = analyze_audio_file(audio_path or video, variant, protocol)
         mags = core.pair_magnitudes(clip.frames)
     except Exception as exc:  # a batch never dies on one clip
-        return error_result(video, audio_path, variant, error_reason(video, exc))
+        return error_result(video, audio_path, variant, error_reason(video, exc), protocol)
     return assemble(
-        video, audio_path, variant, clip.fps, clip.n_frames, mags, audio_analysis,
+        video, audio_path, variant, clip.fps, clip.n_frames, mags, audio_analysis, protocol=protocol,
         frame_shape=clip.frame_shape, empty_score=empty_score, seconds=time.perf_counter() - start,
     )

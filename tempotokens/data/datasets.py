@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from avalign.media import MediaError, load_audio, probe_video, read_video_frames
+from avalign.protocol import cover_crop
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +123,6 @@ def index_dataset(
     return clips
 
 
-def resize_center_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize ``(T, H, W, 3)`` frames to cover ``height x width`` (aspect kept), then center-crop."""
-    h, w = frames.shape[1:3]
-    scale = max(height / h, width / w)
-    nh, nw = max(height, int(round(h * scale))), max(width, int(round(w * scale)))
-    top, left = (nh - height) // 2, (nw - width) // 2
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(f, (nw, nh), interpolation=interp)[top: top + height, left: left + width]
-                     for f in frames])
-
-
 class AudioVideoClips(torch.utils.data.Dataset):
     """N consecutive frames and exactly the audio span they cover.
 
@@ -175,7 +165,7 @@ class AudioVideoClips(torch.utils.data.Dataset):
         except Exception as exc:  # recorded by the caller, never replaced by another clip
             reason = str(exc) if isinstance(exc, MediaError) else f"{clip.video}: {type(exc).__name__}: {exc}"
             return {"clip_id": clip.clip_id, "error": " ".join(reason.split())}
-        pixels = resize_center_crop(frames, self.height, self.width)
+        pixels = cover_crop(frames, self.height, self.width)  # the AV-Align protocol's own resize
         pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {"pixel_values": pixels, "audio": torch.from_numpy(audio), "clip_id": clip.clip_id,
                 "label": clip.label, "prompt": clip.caption or self.fallback_prompt, "fps": fps, "start_frame": start}

@@ -30,10 +30,10 @@ def test_a_crashing_worker_costs_only_its_clip(monkeypatch, golden_clips):
 
     real = parallel.read_video_gray
 
-    def crash_on_c09(path):
+    def crash_on_c09(path, protocol=None):
         if "c09" in str(path):
             os._exit(1)  # like a segfault: no exception, the process is gone
-        return real(path)
+        return real(path, protocol)
 
     monkeypatch.setattr(parallel, "read_video_gray", crash_on_c09)  # inherited by *forked* workers
     clips = [golden_clips / f"{n}.mp4" for n in ("c03_sync_burst_8fps_64x64_2s", "c09_two_frames_8fps_64x64",

@@ -9,7 +9,7 @@ from avalign.score import AudioAnalysis, assemble
 
 def _assemble(variant, pair_mags, audio_peaks, fps=10.0):
     audio = AudioAnalysis(sr=22050, envelope=np.zeros(4), peaks=np.asarray(audio_peaks, dtype=float))
-    return assemble("x.mp4", None, variant, fps, len(pair_mags) + 1, np.asarray(pair_mags, dtype=float), audio)
+    return assemble("x.mp4", None, get_variant(variant), fps, len(pair_mags) + 1, np.asarray(pair_mags, dtype=float), audio)
 
 
 # flow pairs -> trajectory [1, 1, 0, 0.05, 0, 0.5, 0, 0]: candidate peaks at frames 3 (0.05) and 5 (0.5)
