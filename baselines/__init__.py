@@ -1,15 +1,19 @@
 """Methods compared by the benchmark: one file each, one small interface.
 
 A method turns a dataset clip into files on disk, ``X.mp4`` (+ ``X.wav``), which the benchmark then
-scores like every other method's.  ``load`` is called once per run (its time is the method's load
-time); ``generate`` once per clip.
+scores like every other method's.  ``load`` is called once per run (in the method's own process when
+it is ``generative``, so its time and memory are its own); ``generate`` once per clip.
+
+Each method declares its ``role`` in a table: ``"compared"`` (a system under test), ``"ceiling"``
+(the real clip: what the metric gives to perfect alignment), ``"chance"`` (real video with another
+clip's audio) or ``"floor"`` (no motion at all).  Reports read the role from the results.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -40,23 +44,43 @@ class GenerationSettings:
         return self.num_frames / self.fps
 
 
+Role = Literal["compared", "ceiling", "chance", "floor"]
+ROLES: tuple[Role, ...] = ("compared", "ceiling", "chance", "floor")
+
+
 @dataclass
 class RunContext:
-    """The run's clips and settings, and models shared between methods (loaded once)."""
+    """The run's clips and settings, one method's loaded models (``shared``), and the profiler of the
+    clip being generated (set by the runner; None when not profiling)."""
 
     clips: list[ClipInfo]
     settings: GenerationSettings
     shared: dict[str, Any] = field(default_factory=dict)
+    profiler: Any = None
+
+    def seed_for(self, clip: ClipInfo) -> int:
+        """Clip ``i`` of the run (in dataset order, whatever the shard) is generated with ``seed + i``."""
+        return self.settings.seed + [c.clip_id for c in self.clips].index(clip.clip_id)
+
+
+class Output(NamedTuple):
+    """What a method made for one clip: the video, and the audio to score it against (None: the
+    video's sibling ``X.wav``, else its own audio track)."""
+
+    video: Path
+    audio: Path | None = None
 
 
 class Method(Protocol):
     name: str
+    #: How the method's row reads in a table (see the module docstring).
+    role: Role
     #: True for methods that synthesise video (they report model load time and memory).
     generative: bool
 
     def load(self, ctx: RunContext) -> None: ...
 
-    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path: ...
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Output: ...
 
 
 def real_span(clip: ClipInfo, duration_s: float) -> tuple[np.ndarray, float]:
@@ -73,25 +97,31 @@ def audio_span(clip: ClipInfo, duration_s: float) -> tuple[np.ndarray, int]:
     return load_audio(clip.audio or clip.video, None, start_s=0.0, duration_s=duration_s, pad=True)
 
 
-def write_real(out_mp4: Path, frames: np.ndarray, fps: float, audio: np.ndarray, sr: int) -> Path:
+def write_real(out_mp4: Path, frames: np.ndarray, fps: float, audio: np.ndarray, sr: int) -> Output:
     """Write frames with an audio span; odd sizes are cropped by one pixel for H.264."""
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    return write_clip(out_mp4, frames[:, :h, :w], fps, audio, sr)[0]
+    return Output(*write_clip(out_mp4, frames[:, :h, :w], fps, audio, sr))
 
 
 def get_method(name: str) -> Method:
     """A method by name: ``tempotokens``, ``tempotokens_text_audio``, ``text_to_video``,
-    ``ground_truth``, ``shuffled_audio``, ``static_frame`` or ``external:DIR``."""
+    ``ground_truth``, ``shuffled_audio``, ``static_frame``, ``external:DIR`` or ``external:DIR:own-audio``."""
     from . import external, ground_truth, shuffled_audio, static_frame, tempotokens_audio, tempotokens_text_audio
     from . import text_to_video
 
     if name.startswith("external:"):
-        return external.External(name.split(":", 1)[1])
+        folder = name.split(":", 1)[1]
+        own = folder.endswith(external.OWN_AUDIO)
+        folder = folder[: -len(external.OWN_AUDIO)] if own else folder
+        if not folder:
+            raise ValueError(f"{name!r}: external needs a folder, external:DIR")
+        return external.External(folder, own_audio=own)
     methods = {m.name: m for m in (tempotokens_audio.TempoTokens(), tempotokens_text_audio.TempoTokensTextAudio(),
                                    text_to_video.TextToVideo(), ground_truth.GroundTruth(),
                                    shuffled_audio.ShuffledAudio(), static_frame.StaticFrame())}
     if name not in methods:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(methods)} or external:DIR")
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(methods)}, external:DIR "
+                         "or external:DIR:own-audio")
     return methods[name]
 
 

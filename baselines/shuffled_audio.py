@@ -12,7 +12,7 @@ import numpy as np
 
 from tempotokens.data.datasets import ClipInfo
 
-from . import RunContext, audio_span, real_span, write_real
+from . import Output, RunContext, audio_span, real_span, write_real
 
 
 def derangement(n: int, seed: int) -> list[int]:
@@ -28,12 +28,13 @@ def derangement(n: int, seed: int) -> list[int]:
 
 class ShuffledAudio:
     name = "shuffled_audio"
+    role = "chance"
     generative = False
 
     def load(self, ctx: RunContext) -> None:
         return None
 
-    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Output:
         ids = [c.clip_id for c in ctx.clips]
         donor = ctx.clips[derangement(len(ids), ctx.settings.seed)[ids.index(clip.clip_id)]]
         frames, fps = real_span(clip, ctx.settings.duration_s)

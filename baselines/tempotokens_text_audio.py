@@ -7,18 +7,19 @@ from pathlib import Path
 from tempotokens.conditioning import DEFAULT_AUDIO_PROMPT
 from tempotokens.data.datasets import ClipInfo
 
-from . import RunContext
-from ._pipeline import generate, shared_pipeline
+from . import Output, RunContext
+from ._pipeline import generate, load_pipeline
 
 
 class TempoTokensTextAudio:
     name = "tempotokens_text_audio"
+    role = "compared"
     generative = True
 
     def load(self, ctx: RunContext) -> float:
-        return shared_pipeline(ctx)
+        return load_pipeline(ctx)
 
-    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Output:
         # the paper's Table 2 phrasing: "A video of <TemporalAudioTokens> <class>", with the label
         prompt = f"A video of {clip.label}, {DEFAULT_AUDIO_PROMPT}"
         return generate(ctx, clip, out_mp4, prompt=prompt, use_audio=True)

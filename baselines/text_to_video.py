@@ -6,16 +6,17 @@ from pathlib import Path
 
 from tempotokens.data.datasets import ClipInfo
 
-from . import RunContext
-from ._pipeline import generate, shared_pipeline
+from . import Output, RunContext
+from ._pipeline import generate, load_pipeline
 
 
 class TextToVideo:
     name = "text_to_video"
+    role = "compared"
     generative = True
 
     def load(self, ctx: RunContext) -> float:
-        return shared_pipeline(ctx)
+        return load_pipeline(ctx)
 
-    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Path:
+    def generate(self, clip: ClipInfo, out_mp4: Path, ctx: RunContext) -> Output:
         return generate(ctx, clip, out_mp4, prompt=f"A video of {clip.label}", use_audio=False)

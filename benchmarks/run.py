@@ -2,26 +2,28 @@
 
 Stages, each resumable and reading only the files the previous stage wrote (``RUN_DIR``):
 
-1. **generate**: every method writes ``clips/<method>/<clip_id>.mp4`` (+ ``.wav``); one record per
-   clip in ``generate-<rank>.jsonl`` (seconds, peak memory, status) and the method's model load
-   time in ``profiles-<rank>.jsonl``.  Under ``accelerate launch`` (or torchrun) each process takes
-   every WORLD_SIZE-th clip and writes its own files.
-2. **score**: AV-Align of every generated file, in parallel worker processes, into
-   ``records.jsonl`` (one record per clip and method, with the AV-Align record inside).
-3. **summarize**: ``summary.csv`` (one row per dataset and method) and ``env.json``.
+1. **generate** (:mod:`benchmarks.generate`): every method writes ``clips/<method>/<clip_id>.mp4``
+   (+ ``.wav``); one record per clip in ``generate-<rank>.jsonl``.  Each generating method runs in
+   its own process, so its load time and memory are its own; where its time goes per stage is in
+   ``profiles-<rank>.jsonl``.  Clip ``i`` is generated with seed ``seed + i``.  Under
+   ``accelerate launch`` (or torchrun) each process takes every WORLD_SIZE-th clip.
+2. **score**: AV-Align of every clip *under one protocol* (by default the generation's fps, size and
+   span, for every method alike), in parallel worker processes, into ``records.jsonl``.
+3. **summarize** (:mod:`benchmarks.summary`): ``summary.csv`` (one row per method, with paired deltas
+   against a reference method) and ``env.json``.
 
 Records are appended as they are made and flushed, so ``kill -9`` loses nothing already written;
-rerunning the same command redoes nothing done and duplicates no record.
+rerunning the same command redoes nothing done and duplicates no record.  Every record carries the
+hash of the settings that made it, and a run folder made with other settings is refused
+(:mod:`benchmarks.runfolder`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,47 +31,58 @@ from typing import Sequence
 
 import numpy as np
 
+from avalign import DEFAULT_VARIANT, VARIANTS, Protocol
 from avalign.records import JsonlWriter, read_jsonl
-from avalign.stats import summarize
-from baselines import ALL_METHODS, GenerationSettings, RunContext, get_method
+from baselines import ALL_METHODS, GenerationSettings, get_method
+from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 
-DATASETS = ("synthetic", "vggsound", "landscape", "audioset_drum")
+from .generate import shard, stage_generate  # noqa: F401  (shard is re-exported)
+from .runfolder import RunFolderError, claim, latest, read_all
+from .summary import print_table, summary_rows, write_summary
+
 TINY_MODEL = Path("runs/tiny-model")
 SYNTHETIC_ROOT = Path("runs/data/synthetic")
-SUMMARY_COLUMNS = ("dataset", "method", "n", "n_undefined", "n_error", "av_align", "av_align_ci_low",
-                   "av_align_ci_high", "load_s", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s", "peak_mem_mb",
-                   "device")
+STAGES = ("generate", "score", "summarize")
 #: Generation settings of the tiny model (CPU, seconds per clip) and of a real model (the authors').
-TINY_DEFAULTS = dict(num_frames=16, fps=8.0, height=32, width=32, steps=10, guidance=5.0)
+#: The tiny model runs at the authors' time scale (24 frames at 12 fps): at 8 fps a frame lasts 125 ms,
+#: longer than the synthetic clips' ~100 ms jolts, and the ground truth itself loses matches.
+TINY_DEFAULTS = dict(num_frames=24, fps=12.0, height=32, width=32, steps=10, guidance=5.0)
 REAL_DEFAULTS = dict(num_frames=24, fps=12.0, height=384, width=384, steps=25, guidance=25.0)
+
+
+class UsageError(ValueError):
+    """Bad input: one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS,
+                   help="folder: any folder of mp4s (sibling wav or own track, optional <name>.txt captions)")
     p.add_argument("--data-root", help="dataset folder (synthetic: made on the fly if absent)")
     p.add_argument("--methods", default=",".join(ALL_METHODS),
-                   help="comma-separated: " + ", ".join(ALL_METHODS) + ", external:DIR")
+                   help="comma-separated: " + ", ".join(ALL_METHODS) + ", external:DIR, external:DIR:own-audio")
     p.add_argument("--num-clips", type=int, default=None, help="first N test clips (default: all)")
     p.add_argument("--out", help="run folder (default runs/<dataset>)")
     p.add_argument("--model", help="model folder (default: the tiny model, made if absent)")
     p.add_argument("--beats", help="BEATs checkpoint if the model folder has none")
     p.add_argument("--adaptor", help="adaptor weights (learned_embeds.pth or folder)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="clip i is generated with seed + i")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: CPU count)")
     for name, kind in (("num-frames", int), ("fps", float), ("height", int), ("width", int), ("steps", int),
                        ("guidance", float)):
         p.add_argument(f"--{name}", type=kind, default=None, help="generation setting (default: by model)")
-    p.add_argument("--stages", default="generate,score,summarize", help="which stages to run")
+    p.add_argument("--protocol", default="generation", choices=("generation", "native"),
+                   help="generation: score every clip at the generation fps, size and span; native: at each "
+                        "clip's own fps and size (the paper's way for ground truth)")
+    p.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
+    p.add_argument("--reference-method", default=None,
+                   help="method the paired deltas are taken against (default: text_to_video when it runs)")
+    p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
+    p.add_argument("--stages", default=",".join(STAGES), help="which stages to run: " + ", ".join(STAGES))
     return p
-
-
-def shard(items: Sequence, rank: int, world: int) -> list:
-    """Process ``rank``'s share: every ``world``-th item from ``rank``."""
-    return list(items[rank::world])
 
 
 def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
@@ -91,67 +104,30 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     elif args.dataset == "synthetic":
         root = SYNTHETIC_ROOT
     else:
-        raise ValueError(f"--data-root is required for {args.dataset}")
+        raise UsageError(f"--data-root is required for {args.dataset}")
     return settings, root, Path(args.out or f"runs/{args.dataset}")
 
 
-# --------------------------------------------------------------------------------------------
-# Stage 1: generate
-# --------------------------------------------------------------------------------------------
-def peak_memory_mb(device: str) -> float:
-    """Peak GPU memory allocated by torch on a CUDA device, else this process's peak RSS."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def protocol_for(name: str, s: GenerationSettings) -> Protocol:
+    """The scoring protocol: the generation's fps, size and span, or (``native``) each clip's own
+    fps and size over the same span."""
+    if name == "native":
+        return Protocol(duration_s=s.duration_s)
+    return Protocol(fps=s.fps, width=s.width, height=s.height, duration_s=s.duration_s)
 
 
-def stage_generate(run_dir: Path, clips: list, method_names: list[str], settings: GenerationSettings,
-                   rank: int = 0, world: int = 1) -> None:
-    import torch
-    from tqdm import tqdm
+def identity(args: argparse.Namespace, settings: GenerationSettings, root: Path, clips: list,
+             protocol: Protocol) -> dict:
+    """Everything that decides what a record holds (the settings hash is taken over it)."""
+    def absolute(p: str | None) -> str | None:
+        return str(Path(p).resolve()) if p else None
 
-    done = {(r["method"], r["clip_id"]) for f in run_dir.glob("generate-*.jsonl") for r in read_jsonl(f)}
-    ctx = RunContext(clips=clips, settings=settings)
-    mine = shard(clips, rank, world)
-    with JsonlWriter(run_dir / f"generate-{rank}.jsonl") as records, \
-            JsonlWriter(run_dir / f"profiles-{rank}.jsonl") as profiles:
-        for name in method_names:
-            method = get_method(name)
-            todo = [c for c in mine if (method.name, c.clip_id) not in done]
-            if not todo:
-                continue
-            start = time.perf_counter()
-            try:
-                load_s = method.load(ctx)
-            except Exception as exc:  # the other methods still run
-                print(f"benchmarks.run: error: {method.name}: cannot load ({exc})", file=sys.stderr)
-                for clip in todo:
-                    records.write(_gen_record(clip, method.name, settings, 0.0, None, None, f"load failed: {exc}"))
-                continue
-            if method.generative:  # copying real clips has no model to load and no memory to report
-                profiles.write({"method": method.name, "load_s": load_s if load_s is not None else
-                                time.perf_counter() - start, "device": settings.device, "rank": rank})
-            for clip in tqdm(todo, desc=method.name, unit="clip", disable=None, file=sys.stderr):
-                if settings.device.startswith("cuda"):
-                    torch.cuda.reset_peak_memory_stats(settings.device)
-                out = run_dir / "clips" / method.name.replace(":", "_") / f"{clip.clip_id}.mp4"
-                t0 = time.perf_counter()
-                try:
-                    video, error = str(method.generate(clip, out, ctx)), None
-                except Exception as exc:  # one bad clip never stops the batch
-                    video, error = None, " ".join(f"{type(exc).__name__}: {exc}".split())
-                    print(f"benchmarks.run: error: {method.name} {clip.clip_id}: {error}", file=sys.stderr)
-                peak = peak_memory_mb(settings.device) if method.generative else None
-                records.write(_gen_record(clip, method.name, settings, time.perf_counter() - t0, peak, video, error))
-
-
-def _gen_record(clip, method: str, s: GenerationSettings, seconds: float, peak: float | None, video: str | None,
-                error: str | None) -> dict:
-    return {"clip_id": clip.clip_id, "method": method, "seed": s.seed, "seconds": seconds, "peak_mem_mb": peak,
-            "num_frames": s.num_frames, "device": s.device, "video": video,
-            "status": "ok" if error is None else "error", "error": error}
+    s = settings
+    return {"dataset": args.dataset, "data_root": absolute(str(root)), "clips": [c.clip_id for c in clips],
+            "model": absolute(s.model), "beats": absolute(s.beats), "adaptor": absolute(s.adaptor),
+            "num_frames": s.num_frames, "fps": s.fps, "height": s.height, "width": s.width, "steps": s.steps,
+            "guidance": s.guidance, "seed": s.seed, "dtype": s.dtype, "device_type": s.device.split(":")[0],
+            "protocol": protocol.to_record(), "variant": args.variant}
 
 
 def wait_for_ranks(run_dir: Path, token: str, world: int, poll_s: float = 2.0) -> None:
@@ -163,73 +139,51 @@ def wait_for_ranks(run_dir: Path, token: str, world: int, poll_s: float = 2.0) -
 # --------------------------------------------------------------------------------------------
 # Stage 2: score
 # --------------------------------------------------------------------------------------------
-def stage_score(run_dir: Path, workers: int | None = None) -> None:
+BASE_KEYS = ("clip_id", "method", "role", "generative", "seed", "seconds", "peak_mem_mb", "num_frames", "device",
+             "settings_hash")
+
+
+def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | None = None,
+                retry_errors: bool = False) -> None:
+    """Score every generated clip without a score record (and, with ``retry_errors``, those whose
+    last score record is an error) under ``protocol``; records keep the onset envelope for plots."""
     from avalign import Job, score_files
+    from avalign.score import resolve_audio
 
-    generated = [r for f in sorted(run_dir.glob("generate-*.jsonl")) for r in read_jsonl(f)]
-    done = {(r["method"], r["clip_id"]) for r in read_jsonl(run_dir / "records.jsonl")}
-    todo = {}
-    for r in generated:
-        if (r["method"], r["clip_id"]) not in done:
-            todo[(r["method"], r["clip_id"])] = r  # the last attempt of a clip wins
+    generated = latest(read_all(run_dir, "generate-*.jsonl"))
+    scored = latest(read_jsonl(run_dir / "records.jsonl"))
+    todo = {k: r for k, r in generated.items()
+            if k not in scored or (retry_errors and scored[k]["status"] == "error")}
     with JsonlWriter(run_dir / "records.jsonl") as out:
-        for key, r in list(todo.items()):
+        waiting: dict[tuple[str, str | None], list[dict]] = {}
+        for r in todo.values():
             if r["status"] != "ok":
-                out.write({**_base(r), "status": "error", "error": r["error"], "avalign": None})
-                del todo[key]
-        by_video = {os.path.abspath(r["video"]): r for r in todo.values()}
-        for result in score_files([Job(r["video"]) for r in todo.values()], workers=workers):
-            r = by_video[os.path.abspath(result.video)]
-            out.write({**_base(r), "status": result.status, "error": result.error, "avalign": result.to_record()})
-
-
-def _base(r: dict) -> dict:
-    return {k: r[k] for k in ("clip_id", "method", "seed", "seconds", "peak_mem_mb", "num_frames", "device")}
+                out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": "error", "error": r["error"], "avalign": None})
+            else:
+                key = (os.path.abspath(r["video"]), resolve_audio(os.path.abspath(r["video"]), r.get("audio")))
+                waiting.setdefault(key, []).append(r)
+        jobs = [Job(video, audio) for video, audio in waiting]  # a result names the audio it used
+        for result in score_files(jobs, variant, protocol=protocol, workers=workers):
+            for r in waiting.pop((os.path.abspath(result.video), result.audio)):
+                out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
+                           "avalign": result.to_record(envelope=True)})
 
 
 # --------------------------------------------------------------------------------------------
 # Stage 3: summarize
 # --------------------------------------------------------------------------------------------
-def summary_rows(dataset: str, records: list[dict], profiles: list[dict], order: Sequence[str]) -> list[dict]:
-    """One row per method (in ``order``, then any other method found)."""
-    methods = list(dict.fromkeys([m for m in order if any(r["method"] == m for r in records)] +
-                                 [r["method"] for r in records]))
-    rows = []
-    for m in methods:
-        mine = [r for r in records if r["method"] == m]
-        s = summarize({"status": r["status"], "score": (r["avalign"] or {}).get("score")} for r in mine)
-        ok = [r for r in mine if r["status"] != "error"]
-        secs = np.array([r["seconds"] for r in ok]) if ok else np.array([np.nan])
-        frames = sum(r["num_frames"] for r in ok)
-        load = [p["load_s"] for p in profiles if p["method"] == m]
-        rows.append({
-            "dataset": dataset, "method": m, "n": s.n, "n_undefined": s.n_undefined, "n_error": s.n_error,
-            "av_align": s.mean, "av_align_ci_low": s.ci_low, "av_align_ci_high": s.ci_high,
-            "load_s": max(load) if load else float("nan"),
-            "s_per_clip_p50": float(np.percentile(secs, 50)), "s_per_clip_p90": float(np.percentile(secs, 90)),
-            "frames_per_s": frames / float(np.sum(secs)) if ok and np.sum(secs) > 0 else float("nan"),
-            "peak_mem_mb": max((r["peak_mem_mb"] for r in ok if r["peak_mem_mb"] is not None), default=float("nan")),
-            "device": mine[0]["device"],
-        })
-    return rows
-
-
-def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str]) -> list[dict]:
-    records = read_jsonl(run_dir / "records.jsonl")
-    profiles = [p for f in sorted(run_dir.glob("profiles-*.jsonl")) for p in read_jsonl(f)]
-    rows = summary_rows(dataset, records, profiles, order)
-    tmp = run_dir / "summary.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, run_dir / "summary.csv")
+def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
+                    reference: str | None) -> list[dict]:
+    records = list(latest(read_jsonl(run_dir / "records.jsonl")).values())
+    profiles = read_all(run_dir, "profiles-*.jsonl")
+    rows = summary_rows(dataset, records, profiles, order, protocol=protocol.label, variant=variant,
+                        reference=reference)
+    write_summary(run_dir / "summary.csv", rows)
     return rows
 
 
 def write_env(run_dir: Path, config: dict) -> None:
-    """``env.json``: versions, device, git commit and the resolved configuration."""
+    """``env.json``: versions, device, git commit and the run's settings (those of its records)."""
     import platform
     import subprocess
 
@@ -249,59 +203,74 @@ def write_env(run_dir: Path, config: dict) -> None:
     env = {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
            "transformers": transformers.__version__, "opencv": cv2.__version__, "librosa": librosa.__version__,
            "numpy": np.__version__, "device": device, "device_name": name, "cpu_count": os.cpu_count(),
-           "git_commit": commit, "config": config}
-    (run_dir / "env.json").write_text(json.dumps(env, indent=1, default=str))
+           "git_commit": commit, **config}
+    tmp = run_dir / "env.json.tmp"
+    tmp.write_text(json.dumps(env, indent=1, default=str))
+    os.replace(tmp, run_dir / "env.json")
 
 
-def print_table(rows: list[dict]) -> None:
-    print(f"{'method':<26}{'n':>4}{'undef':>6}{'err':>5}{'AV-Align':>10}{'95% CI':>17}{'s/clip':>8}{'mem MB':>8}")
-    for r in rows:
-        print(f"{r['method']:<26}{r['n']:>4}{r['n_undefined']:>6}{r['n_error']:>5}{r['av_align']:>10.4f}"
-              f"   {r['av_align_ci_low']:.3f}-{r['av_align_ci_high']:.3f}{r['s_per_clip_p50']:>8.2f}"
-              f"{r['peak_mem_mb']:>8.0f}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from tempotokens.data.datasets import index_dataset
-
-    try:
-        settings, root, run_dir = resolve(args)
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        for m in methods:
-            get_method(m)
-    except ValueError as exc:
-        print(f"benchmarks.run: error: {exc}", file=sys.stderr)
-        return 2
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if args.dataset == "synthetic" and not root.exists() and rank == 0:
+# --------------------------------------------------------------------------------------------
+def prepare(args: argparse.Namespace, rank: int):
+    """Validate everything before anything is written to the run folder (raises UsageError,
+    DatasetError or ValueError with one line)."""
+    settings, root, run_dir = resolve(args)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise UsageError(f"--stages {args.stages!r}: choose from {', '.join(STAGES)} (comma-separated)")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods is empty")
+    names = [get_method(m).name for m in methods]  # raises for an unknown method
+    reference = args.reference_method or ("text_to_video" if "text_to_video" in names else None)
+    if reference is not None and reference not in names:
+        raise UsageError(f"--reference-method {reference!r} is not among the methods run ({', '.join(names)})")
+    if args.dataset == "synthetic" and not args.data_root and not root.exists() and rank == 0:
         from tempotokens.data.synthetic import make_synthetic
 
         make_synthetic(root, num_clips=24, seed=0)
+    if root.is_dir() and not any(root.iterdir()):
+        raise DatasetError(f"{root}: data root is empty")
+    clips = index_dataset(root, args.dataset, split="test")[: args.num_clips]
+    if not clips:
+        raise DatasetError(f"{root}: no test clips for dataset {args.dataset}")
     if args.model is None and not (TINY_MODEL / "model_index.json").exists() and rank == 0:
         from tempotokens.tiny import make_tiny
 
         make_tiny(TINY_MODEL)
-    clips = index_dataset(root, args.dataset, split="test")[: args.num_clips]
-    if not clips:
-        print(f"benchmarks.run: error: {root}: no test clips for {args.dataset}", file=sys.stderr)
+    return settings, root, run_dir, stages, methods, names, reference, clips
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        settings, root, run_dir, stages, methods, names, reference, clips = prepare(args, rank)
+        protocol = protocol_for(args.protocol, settings)
+        ident = identity(args, settings, root, clips, protocol)
+        digest = claim(run_dir, ident, rank)
+    except (UsageError, DatasetError, RunFolderError, ValueError) as exc:
+        print(f"benchmarks.run: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
-    stages = set(args.stages.split(","))
-    token = hashlib.sha1(json.dumps([methods, [c.clip_id for c in clips]]).encode()).hexdigest()[:10]
+    print(f"benchmarks.run: {len(clips)} clips x {len(methods)} methods into {run_dir}; protocol {protocol.label}; "
+          f"AV-Align variant {args.variant}; settings {digest}", file=sys.stderr)
+    token = hashlib.sha1(json.dumps([digest, names]).encode()).hexdigest()[:10]
     if "generate" in stages:
-        stage_generate(run_dir, clips, methods, settings, rank, world)
+        stage_generate(run_dir, clips, methods, settings, digest, rank=rank, world=world,
+                       retry_errors=args.retry_errors)
         (run_dir / f".done-{token}-{rank}").touch()
     if rank != 0:
         return 0
     wait_for_ranks(run_dir, token, world if "generate" in stages else 0)
     if "score" in stages:
-        stage_score(run_dir, args.workers)
+        stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors)
     if "summarize" in stages:
-        config = {"args": vars(args), "settings": settings.__dict__, "dataset_root": str(root),
-                  "methods": methods, "clips": [c.clip_id for c in clips], "world_size": world}
-        write_env(run_dir, config)
-        rows = stage_summarize(run_dir, args.dataset, [get_method(m).name for m in methods])
+        write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
+                            "protocol": protocol.to_record(), "protocol_label": protocol.label,
+                            "variant": args.variant, "reference_method": reference, "methods": names,
+                            "world_size": world, "args": vars(args)})
+        rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
+                               reference=reference)
         print_table(rows)
         print(f"summary: {run_dir / 'summary.csv'}")
     return 0

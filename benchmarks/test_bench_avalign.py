@@ -71,3 +71,21 @@ def test_flow_pair_512x320(benchmark):
     frames = read_video_gray(CLIPS / "c05_sync_burst_30fps_512x320_10s.mp4").frames[:2]
     benchmark(pair_magnitudes, frames)
     benchmark.extra_info["pixels"] = int(frames[0].size)
+
+
+@pytest.mark.parametrize("fps", [None, 12.0])
+def test_conformed_30fps_clip(benchmark, fps):
+    """The 10 s 30 fps golden clip scored natively and re-timed to 12 fps (one worker): frames are
+    selected before any flow, so the re-timed score computes 119 of the 299 pairs (40%)."""
+    from avalign import Protocol, score_file
+
+    clip = CLIPS / "c05_sync_burst_30fps_512x320_10s.mp4"
+    result = benchmark.pedantic(score_file, args=(clip,), kwargs={"protocol": Protocol(fps=fps)}, rounds=2,
+                                iterations=1)
+    assert result.n_frames == (300 if fps is None else 120)
+    _means[f"conform_{fps}"] = benchmark.stats.stats.mean
+    benchmark.extra_info.update(frame_pairs=result.n_frames - 1)
+    if {"conform_None", "conform_12.0"} <= set(_means):
+        native, retimed = _means["conform_None"], _means["conform_12.0"]
+        print(f"\n30 fps clip, 10 s at 512x320: native {native:.2f} s, re-timed to 12 fps {retimed:.2f} s "
+              f"({retimed / native:.0%} of the native time for 40% of the pairs)")

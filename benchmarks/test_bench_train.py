@@ -38,7 +38,7 @@ def test_train_step_tiny_cpu(benchmark, trainer):
 
     out = benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=1)
     assert out["loss"] > 0
-    from benchmarks.run import peak_memory_mb
+    from benchmarks.generate import peak_memory_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak_mb = peak_memory_mb(device)

@@ -1,4 +1,8 @@
-"""``python -m reports RUN_DIR... [--out DIR] [--timelines N]``: tables, plots and an index page."""
+"""``python -m reports RUN_DIR... [--out DIR] [--timelines N]``: tables, plots and an index page.
+
+Everything is drawn from what the runs stored (``summary.csv``, ``records.jsonl``,
+``profiles-*.jsonl``); no media file is read or scored again.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,13 @@ from typing import Sequence
 
 from avalign.records import read_jsonl
 
-from .plots import plot_av_align, plot_distribution, plot_time_memory, plot_timelines
-from .tables import read_summary, write_tables
+from .plots import how, plot_av_align, plot_distribution, plot_profile, plot_time_memory, plot_timelines
+from .tables import caption, groups, read_summary, write_tables
+
+
+def _latest(records: list[dict]) -> list[dict]:
+    """The last record of each (method, clip): a retried clip's newest attempt."""
+    return list({(r["method"], r["clip_id"]): r for r in records}.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,29 +37,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"reports: error: {run}: no summary.csv (run python -m benchmarks.run first)", file=sys.stderr)
             return 2
         mine = read_summary(run / "summary.csv")
+        if mine and "protocol" not in mine[0]:
+            print(f"reports: error: {run}: summary.csv has no protocol column (made by an older version); "
+                  "rerun its summarize stage", file=sys.stderr)
+            return 2
         rows += mine
-        runs.append((run, mine, read_jsonl(run / "records.jsonl")))
+        profiles = [p for f in sorted(run.glob("profiles-*.jsonl")) for p in read_jsonl(f)]
+        runs.append((run, mine, _latest(read_jsonl(run / "records.jsonl")), profiles))
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("runs/report"))
     out.mkdir(parents=True, exist_ok=True)
 
     tables = write_tables(rows, out)
     figures = [plot_av_align(rows, out / "av_align.png"), plot_time_memory(rows, out / "time_memory.png")]
     timelines = []
-    for run, mine, records in runs:
+    for run, mine, records, profiles in runs:
         order = [r["method"] for r in mine]
-        tag = run.name if len(runs) > 1 else ""
-        figures.append(plot_distribution(records, order, out / f"score_distribution{'_' + tag if tag else ''}.png"))
-        timelines += plot_timelines(records, order, out / "timelines" / tag if tag else out / "timelines",
+        tag = f"_{run.name}" if len(runs) > 1 else ""
+        title = "; ".join(how(r["protocol"], r["variant"]) for r in mine[:1])
+        figures.append(plot_distribution(records, order, out / f"score_distribution{tag}.png", title))
+        profile = plot_profile(profiles, order, out / f"profile{tag}.png", title)
+        if profile is not None:
+            figures.append(profile)
+        timelines += plot_timelines(records, order, out / "timelines" / run.name if tag else out / "timelines",
                                     args.timelines)
 
     def rel(p: Path) -> str:
         return os.path.relpath(p, out)
 
-    index = ["# Benchmark report", "", f"Runs: {', '.join(str(r) for r, _, _ in runs)}", "",
-             "Best value per column and dataset in bold, among compared methods (ground_truth, shuffled_audio and "
-             "static_frame calibrate the metric: its ceiling, chance level and floor).", "",
-             tables["md"].read_text(), "",
-             f"Tables: [CSV]({rel(tables['csv'])}), [Markdown]({rel(tables['md'])}), [LaTeX]({rel(tables['tex'])})", ""]
+    index = ["# Benchmark report", "", f"Runs: {', '.join(str(r) for r, *_ in runs)}", ""]
+    index += [f"- {caption(g, rows)}" for g in groups(rows)]
+    index += ["", "Every row of a table is scored under the protocol and variant in its header. Best value per "
+              "column in bold among the rows whose role is `compared`; `ceiling` (the real clip), `chance` (real "
+              "video, another clip's audio) and `floor` (a still frame) show the metric's range. Resource figures "
+              "are each generating method's own process; rows that generate nothing show —.", "",
+              tables["md"].read_text(), "",
+              f"Tables: [CSV]({rel(tables['csv'])}), [Markdown]({rel(tables['md'])}), [LaTeX]({rel(tables['tex'])})", ""]
     index += [f"![{p.stem}]({rel(p)})" for p in figures]
     index += ["", "## Alignment timelines", ""] + [f"- [{p.stem}]({rel(p)})" for p in timelines]
     (out / "index.md").write_text("\n".join(index) + "\n")

@@ -1,4 +1,8 @@
-"""Plots from benchmark runs (matplotlib, PNG)."""
+"""Plots from benchmark runs (matplotlib, PNG), drawn from the stored records and summaries only.
+
+Every title names the scoring protocol and the AV-Align variant; every bar shows its n; figures a
+row does not have (resources of methods that generate nothing) are drawn as "—", never as 0.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-COLORS = {"ground_truth": "#4c9a2a", "shuffled_audio": "#9e9e9e", "static_frame": "#bdbdbd"}
+from tempotokens.profiling import STAGES
+
+ROLE_COLORS = {"compared": "#1f77b4", "ceiling": "#4c9a2a", "chance": "#9e9e9e", "floor": "#bdbdbd"}
+STAGE_COLORS = ("#8c564b", "#e377c2", "#1f77b4", "#ff7f0e", "#2ca02c")
+DASH = "—"
 
 
 def _plt():
@@ -20,90 +28,157 @@ def _plt():
     return plt
 
 
-def _color(method: str) -> str:
-    return COLORS.get(method, "#1f77b4")
+def _color(row: dict) -> str:
+    return ROLE_COLORS.get(row.get("role") or "compared", ROLE_COLORS["compared"])
+
+
+def how(protocol: str, variant: str) -> str:
+    """The line every plot title carries: how its numbers were made."""
+    return f"protocol: {protocol}; AV-Align variant: {variant}"
+
+
+def _groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
+    return list(dict.fromkeys((r["dataset"], r["protocol"], r["variant"]) for r in rows))
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
 
 
 def plot_av_align(rows: Sequence[dict], path: Path) -> Path:
-    """AV-Align per method with 95% CI bars, one panel per dataset."""
+    """AV-Align per method with 95% CI bars and n, one panel per (dataset, protocol, variant)."""
     plt = _plt()
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6, 1.3 * max(len(rows), 4)), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        mine = [r for r in rows if r["dataset"] == dataset]
+    panels = _groups(rows)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 1.3 * max(len(rows), 4)), 4.6), squeeze=False)
+    for ax, group in zip(axes[0], panels):
+        mine = [r for r in rows if (r["dataset"], r["protocol"], r["variant"]) == group]
         x = np.arange(len(mine))
         mean = np.array([r["av_align"] for r in mine])
         low = np.array([r["av_align_ci_low"] for r in mine])
         high = np.array([r["av_align_ci_high"] for r in mine])
         err = np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
-        ax.bar(x, np.nan_to_num(mean), yerr=err, capsize=4, color=[_color(r["method"]) for r in mine])
-        for xi, m, h in zip(x, mean, high):
+        ax.bar(x, np.nan_to_num(mean), yerr=err, capsize=4, color=[_color(r) for r in mine])
+        for xi, m, h, r in zip(x, mean, high, mine):
             top = max(0 if math.isnan(m) else m, 0 if math.isnan(h) else h)
-            ax.text(xi, top + 0.02, "-" if math.isnan(m) else f"{m:.2f}", ha="center", fontsize=8)
-        ax.set_xticks(x, [r["method"] for r in mine], rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, max(1.05, np.nanmax(high) + 0.1 if np.isfinite(high).any() else 1.05))
-        ax.set_title(f"{dataset}: AV-Align (95% bootstrap CI)", fontsize=10)
+            value = DASH if math.isnan(m) else f"{m:.2f}"
+            ax.text(xi, top + 0.02, f"{value}\nn={int(r['n'])}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [f"{r['method']}\n({r.get('role') or 'compared'})" for r in mine], rotation=30, ha="right",
+                      fontsize=7)
+        ax.set_ylim(0, max(1.2, np.nanmax(high) + 0.2 if np.isfinite(high).any() else 1.2))
+        ax.set_title(f"{group[0]}: AV-Align (95% bootstrap CI)\n{how(group[1], group[2])}", fontsize=9)
         ax.set_ylabel("AV-Align")
         ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def _bars_or_dash(ax, x, values, colors, fmt: str) -> None:
+    """Bars for the values that exist, and "—" where a row has none."""
+    values = np.asarray(values, dtype=float)
+    have = ~np.isnan(values)
+    ax.bar(x[have], values[have], color=[c for c, h in zip(colors, have) if h])
+    top = np.nanmax(values) if have.any() else 1.0
+    for xi, v in zip(x, values):
+        missing = math.isnan(v)
+        ax.text(xi, (0 if missing else v) + 0.02 * top, DASH if missing else format(v, fmt), ha="center",
+                va="bottom", fontsize=14 if missing else 7)
 
 
 def plot_time_memory(rows: Sequence[dict], path: Path) -> Path:
-    """Seconds per clip (median, with the 90th percentile) and peak memory per method."""
+    """Seconds per clip (median, with the 90th percentile) and peak memory per method; rows that
+    generate nothing show "—"."""
     plt = _plt()
-    labels = [f"{r['method']}\n({r['dataset']})" if len({x['dataset'] for x in rows}) > 1 else r["method"]
-              for r in rows]
+    many = len({r["dataset"] for r in rows}) > 1
+    labels = [f"{r['method']}\n({r['dataset']})" if many else r["method"] for r in rows]
     x = np.arange(len(rows))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows)), 4.2))
-    p50 = np.array([r["s_per_clip_p50"] for r in rows])
-    p90 = np.array([r["s_per_clip_p90"] for r in rows])
-    a.bar(x, np.nan_to_num(p50), color=[_color(r["method"]) for r in rows], label="median")
-    a.scatter(x, p90, color="black", marker="_", s=200, label="90th percentile", zorder=3)
-    a.set_yscale("log")
-    a.set_ylabel("seconds per clip (log)")
-    a.set_title("time per clip", fontsize=10)
+    colors = [_color(r) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(max(9, 1.6 * len(rows)), 4.6))
+    _bars_or_dash(a, x, [r["s_per_clip_p50"] for r in rows], colors, ".2f")
+    a.scatter(x, [r["s_per_clip_p90"] for r in rows], color="black", marker="_", s=200, label="90th percentile",
+              zorder=3)
+    a.set_ylabel("seconds per clip (median)")
+    a.set_title("generation time per clip (its own process)", fontsize=9)
     a.legend(fontsize=8)
-    b.bar(x, np.nan_to_num([r["peak_mem_mb"] for r in rows]), color=[_color(r["method"]) for r in rows])
-    b.set_ylabel("peak memory (MB)")
-    kinds = {"GPU: torch allocated" if r["device"].startswith("cuda") else "CPU: process RSS" for r in rows}
-    b.set_title(f"peak memory of generating methods ({', '.join(sorted(kinds))})", fontsize=9)
+    _bars_or_dash(b, x, [r["peak_mem_mb"] for r in rows], colors, ".0f")
+    b.set_ylabel("peak memory (MiB)")
+    kinds = {"GPU: torch max allocated" if r["device"].startswith("cuda") else "CPU: the method's process peak RSS"
+             for r in rows}
+    b.set_title(f"peak memory ({', '.join(sorted(kinds))})", fontsize=9)
     for ax in (a, b):
-        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    groups = _groups(rows)
+    fig.suptitle("; ".join(f"{g[0]}: {how(g[1], g[2])}" for g in groups), fontsize=9)
+    return _save(fig, path)
 
 
-def plot_distribution(records: Sequence[dict], order: Sequence[str], path: Path) -> Path:
-    """Per-clip AV-Align per method: a box per method and every clip as a dot."""
+def plot_distribution(records: Sequence[dict], order: Sequence[str], path: Path, title: str = "") -> Path:
+    """Per-clip AV-Align per method: a box per method and every clip as a dot (n under each name)."""
     plt = _plt()
     methods = [m for m in order if any(r["method"] == m for r in records)]
     data = [[r["avalign"]["score"] for r in records if r["method"] == m and r.get("avalign")
              and r["avalign"].get("score") is not None] for m in methods]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(methods)), 4.2))
+    roles = {r["method"]: r.get("role") for r in records}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(methods)), 4.4))
     ax.boxplot([d if d else [np.nan] for d in data], widths=0.5, showfliers=False)
     rng = np.random.default_rng(0)
     for i, d in enumerate(data, start=1):
-        ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=14, alpha=0.7, color=_color(methods[i - 1]), zorder=3)
-    ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right", fontsize=8)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=14, alpha=0.7, zorder=3,
+                   color=_color({"role": roles.get(methods[i - 1])}))
+    ax.set_xticks(range(1, len(methods) + 1), [f"{m}\nn={len(d)}" for m, d in zip(methods, data)], rotation=30,
+                  ha="right", fontsize=7)
     ax.set_ylabel("AV-Align per clip")
-    ax.set_title("distribution of per-clip scores (undefined clips left out)", fontsize=10)
+    ax.set_title(f"per-clip scores (undefined clips left out)\n{title}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_profile(profiles: Sequence[dict], order: Sequence[str], path: Path, title: str = "") -> Path | None:
+    """Where each generating method's time goes: mean seconds per clip and stage, stacked; on a GPU
+    also the peak memory of each stage.  None when no method was profiled."""
+    clips = [p for p in profiles if p.get("kind") == "clip"]
+    methods = [m for m in order if any(p["method"] == m for p in clips)]
+    if not methods:
+        return None
+    plt = _plt()
+    gpu = any(p.get("stage_peak_mem_mb") for p in clips)
+    fig, axes = plt.subplots(1, 2 if gpu else 1, figsize=(max(6.5, 1.6 * len(methods)) * (2 if gpu else 1), 4.6),
+                             squeeze=False)
+    x = np.arange(len(methods))
+    bottom = np.zeros(len(methods))
+    n = [sum(p["method"] == m for p in clips) for m in methods]
+    for stage, color in zip(STAGES, STAGE_COLORS):
+        secs = np.array([np.mean([p["stages_s"].get(stage, 0.0) for p in clips if p["method"] == m])
+                         for m in methods])
+        axes[0][0].bar(x, secs, bottom=bottom, color=color, label=stage.replace("_", " "))
+        bottom += secs
+    for xi, total, k in zip(x, bottom, n):
+        axes[0][0].text(xi, total, f"{total:.2f} s\nn={k}", ha="center", va="bottom", fontsize=7)
+    axes[0][0].set_ylabel("seconds per clip (mean)")
+    axes[0][0].set_ylim(0, bottom.max() * 1.6)
+    axes[0][0].legend(fontsize=7, ncols=3, loc="upper center")
+    axes[0][0].set_title(f"time per stage\n{title}", fontsize=9)
+    if gpu:
+        width = 0.8 / len(STAGES)
+        for j, (stage, color) in enumerate(zip(STAGES, STAGE_COLORS)):
+            peak = [max((p["stage_peak_mem_mb"] or {}).get(stage, np.nan) for p in clips if p["method"] == m)
+                    for m in methods]
+            axes[0][1].bar(x - 0.4 + (j + 0.5) * width, np.nan_to_num(peak), width, color=color, label=stage)
+        axes[0][1].set_ylabel("peak GPU memory (MiB, torch)")
+        axes[0][1].set_title("peak memory per stage", fontsize=9)
+        axes[0][1].legend(fontsize=7, ncols=3, loc="upper center")
+    for ax in axes[0]:
+        ax.set_xticks(x, methods, rotation=20, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
 
 
 def plot_timelines(records: Sequence[dict], order: Sequence[str], folder: Path, per_method: int = 2) -> list[Path]:
-    """Alignment timelines (onset envelope, flow, matched peaks) for the first clips of each method,
-    rescored from their files (the records keep no onset envelope)."""
-    from avalign import score_file
+    """Alignment timelines (onset envelope, flow, matched peaks) of the first clips of each method,
+    drawn from the stored records (no media file is read)."""
+    from avalign import AVAlignResult
     from avalign.plot import plot_result
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,11 +186,11 @@ def plot_timelines(records: Sequence[dict], order: Sequence[str], folder: Path, 
     for m in order:
         mine = [r for r in records if r["method"] == m and r.get("avalign") and r["status"] != "error"]
         for r in sorted(mine, key=lambda r: r["clip_id"])[:per_method]:
-            rec = r["avalign"]
-            result = score_file(rec["video"], rec["audio"], rec["variant"])
+            result = AVAlignResult.from_record(r["avalign"])
             safe = m.replace(":", "_")
-            written.append(plot_result(result, folder / f"{safe}__{r['clip_id']}.png", title=f"{m} / {r['clip_id']}"))
+            title = f"{m} / {r['clip_id']} [{result.protocol.label}]"
+            written.append(plot_result(result, folder / f"{safe}__{r['clip_id']}.png", title=title))
     return written
 
 
-__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_timelines"]
+__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_profile", "plot_timelines"]

@@ -1,7 +1,10 @@
-"""Comparison tables from benchmark runs: CSV, Markdown and LaTeX, best value per column in bold.
+"""Comparison tables from benchmark runs: CSV, Markdown and LaTeX.
 
-"Best" is judged per dataset among the compared methods only: the reference rows
-(``ground_truth``, ``shuffled_audio``, ``static_frame``) show the metric's range and are never bold.
+One table per (dataset, protocol, AV-Align variant): rows of a table are always scored the same way,
+and its header says how.  "Best" (bold) is judged among the rows whose role is ``compared``; the
+other roles (``ceiling``, ``chance``, ``floor``, declared by each method in ``baselines/``) show the
+metric's range and are never bold.  A delta whose 95% paired interval excludes 0 is marked with a
+dagger.  Figures a row does not have (resources of methods that generate nothing) read "—".
 """
 
 from __future__ import annotations
@@ -11,64 +14,84 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-#: Rows that calibrate the metric rather than compete.
-REFERENCE_ROWS = ("ground_truth", "shuffled_audio", "static_frame")
+DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
 COLUMNS = (
     ("method", "method", None),
+    ("role", "role", None),
     ("n", "n", None),
     ("n_undefined", "undef.", None),
     ("n_error", "err.", None),
     ("av_align", "AV-Align", "max"),
     ("av_align_ci", "95% CI", None),
+    ("n_paired", "n paired", None),
+    ("delta", "Δ vs ref.", "max"),
+    ("delta_ci", "Δ 95% CI", None),
     ("s_per_clip_p50", "s/clip p50", "min"),
     ("s_per_clip_p90", "s/clip p90", "min"),
-    ("frames_per_s", "frames/s", "max"),
+    ("clips_per_hour", "clips/h", "max"),
     ("peak_mem_mb", "peak MB", "min"),
+    ("load_mem_mb", "load MB", "min"),
     ("load_s", "load s", "min"),
     ("device", "device", None),
 )
-NUMERIC = ("n", "n_undefined", "n_error", "av_align", "av_align_ci_low", "av_align_ci_high", "load_s",
-           "s_per_clip_p50", "s_per_clip_p90", "frames_per_s", "peak_mem_mb")
+NUMERIC = ("n", "n_undefined", "n_error", "av_align", "av_align_ci_low", "av_align_ci_high", "n_paired", "delta",
+           "delta_ci_low", "delta_ci_high", "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50",
+           "s_per_clip_p90", "frames_per_s", "clips_per_hour")
 
 
 def read_summary(path: str | Path) -> list[dict]:
-    """Rows of a run's ``summary.csv`` with numbers parsed (NaN for empty or 'nan')."""
+    """Rows of a run's ``summary.csv`` with numbers parsed (NaN for an empty cell)."""
     rows = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             for k in NUMERIC:
                 try:
-                    row[k] = float(row[k])
+                    row[k] = float(row.get(k))
                 except (ValueError, TypeError):
                     row[k] = float("nan")
             rows.append(row)
     return rows
 
 
+def groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
+    """The (dataset, protocol, variant) of each table, in first-seen order."""
+    return list(dict.fromkeys((r["dataset"], r["protocol"], r["variant"]) for r in rows))
+
+
+def significant(row: dict) -> bool:
+    """True when the delta's 95% paired interval excludes 0."""
+    lo, hi = row["delta_ci_low"], row["delta_ci_high"]
+    return not (math.isnan(lo) or math.isnan(hi)) and (lo > 0 or hi < 0)
+
+
 def _fmt(key: str, row: dict) -> str:
-    if key == "av_align_ci":
-        lo, hi = row["av_align_ci_low"], row["av_align_ci_high"]
-        return "-" if math.isnan(lo) else f"{lo:.3f}-{hi:.3f}"
+    if key in ("av_align_ci", "delta_ci"):
+        lo, hi = row[f"{key[:-3]}_ci_low"], row[f"{key[:-3]}_ci_high"]
+        sign = "+" if key == "delta_ci" else ""
+        return DASH if math.isnan(lo) else f"{lo:{sign}.3f} to {hi:{sign}.3f}"
     value = row[key]
     if isinstance(value, str):
-        return value
+        return value or DASH
     if math.isnan(value):
-        return "-"
-    if key in ("n", "n_undefined", "n_error"):
+        return DASH
+    if key in ("n", "n_undefined", "n_error", "n_paired"):
         return str(int(value))
     if key == "av_align":
         return f"{value:.3f}"
-    if key == "peak_mem_mb":
+    if key == "delta":
+        return f"{value:+.3f}" + (" †" if significant(row) else "")
+    if key in ("peak_mem_mb", "load_mem_mb", "clips_per_hour"):
         return f"{value:.0f}"
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
 def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
-    """(row index, column) of the best value per dataset and judged column."""
+    """(row index, column) of the best value per table and judged column, among compared rows."""
     best = set()
-    for dataset in {r["dataset"] for r in rows}:
-        idx = [i for i, r in enumerate(rows) if r["dataset"] == dataset and r["method"] not in REFERENCE_ROWS]
+    for group in groups(rows):
+        idx = [i for i, r in enumerate(rows) if (r["dataset"], r["protocol"], r["variant"]) == group
+               and r.get("role", "compared") == "compared"]
         for key, _, direction in COLUMNS:
             values = [(rows[i][key], i) for i in idx if direction and not math.isnan(rows[i][key])]
             if len(values) < 2:
@@ -78,39 +101,48 @@ def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
     return best
 
 
+def caption(group: tuple[str, str, str], rows: Sequence[dict]) -> str:
+    """The header line of one table: dataset, protocol, variant and reference method."""
+    dataset, protocol, variant = group
+    refs = {r.get("reference") or "" for r in rows if (r["dataset"], r["protocol"], r["variant"]) == group} - {""}
+    ref = f"; Δ: paired difference to {', '.join(sorted(refs))} (95% paired bootstrap; † excludes 0)" if refs else ""
+    return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}"
+
+
 def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
     """``table.csv``, ``table.md`` and ``table.tex`` in ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     bold = best_cells(rows)
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     paths = {"csv": out / "table.csv", "md": out / "table.md", "tex": out / "table.tex"}
 
     with open(paths["csv"], "w", newline="") as f:
-        keys = ["dataset"] + [k for k, _, _ in COLUMNS if k != "av_align_ci"] + ["av_align_ci_low", "av_align_ci_high"]
+        keys = ["dataset", "protocol", "variant", "reference"] + [k for k, _, _ in COLUMNS if not k.endswith("_ci")] + \
+               ["av_align_ci_low", "av_align_ci_high", "delta_ci_low", "delta_ci_high", "frames_per_s"]
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows)
 
     md = []
-    for dataset in datasets:
-        md += [f"**{dataset}**", "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-               "|" + "|".join("---" if k in ("method", "device") else "---:" for k, _, _ in COLUMNS) + "|"]
+    for group in groups(rows):
+        md += [f"**{caption(group, rows)}**", "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+               "|" + "|".join("---" if k in ("method", "role", "device") else "---:" for k, _, _ in COLUMNS) + "|"]
         for i, r in enumerate(rows):
-            if r["dataset"] == dataset:
+            if (r["dataset"], r["protocol"], r["variant"]) == group:
                 cells = [f"**{_fmt(k, r)}**" if (i, k) in bold else _fmt(k, r) for k, _, _ in COLUMNS]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
     paths["md"].write_text("\n".join(md))
 
     def tex(s: str) -> str:
-        return s.replace("_", r"\_").replace("%", r"\%")
+        return (s.replace("_", r"\_").replace("%", r"\%").replace("Δ", r"$\Delta$").replace("†", r"$^\dagger$")
+                .replace(DASH, "---"))
 
-    lines = [r"\begin{tabular}{l" + "r" * (len(COLUMNS) - 2) + "l}", r"\toprule",
+    lines = [r"\begin{tabular}{ll" + "r" * (len(COLUMNS) - 3) + "l}", r"\toprule",
              " & ".join(tex(h) for _, h, _ in COLUMNS) + r" \\"]
-    for dataset in datasets:
-        lines += [r"\midrule", rf"\multicolumn{{{len(COLUMNS)}}}{{l}}{{\textit{{{tex(dataset)}}}}} \\"]
+    for group in groups(rows):
+        lines += [r"\midrule", rf"\multicolumn{{{len(COLUMNS)}}}{{l}}{{\textit{{{tex(caption(group, rows))}}}}} \\"]
         for i, r in enumerate(rows):
-            if r["dataset"] == dataset:
+            if (r["dataset"], r["protocol"], r["variant"]) == group:
                 cells = [rf"\textbf{{{tex(_fmt(k, r))}}}" if (i, k) in bold else tex(_fmt(k, r)) for k, _, _ in COLUMNS]
                 lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]

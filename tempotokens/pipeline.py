@@ -23,6 +23,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .adaptor import AudioTokenAdaptor
 from .beats import SAMPLE_RATE, BEATs
+from .profiling import OFF, StageProfiler
 from .conditioning import (
     add_placeholder_tokens,
     enable_per_frame_conditioning,
@@ -212,6 +213,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         audio_sample_rate: int = SAMPLE_RATE,
         decode_chunk_size: int = 8,
         return_dict: bool = True,
+        profiler: StageProfiler | None = None,
     ) -> AudioToVideoPipelineOutput | tuple:
         """Generate a batch of videos.
 
@@ -236,7 +238,11 @@ class AudioToVideoPipeline(DiffusionPipeline):
         generator : torch.Generator or list, optional
             Seeds: identical generators give identical videos.
         output_type : {"np", "uint8", "pt", "latent"}
+        profiler : StageProfiler, optional
+            Records the seconds (and CUDA peak memory) of each stage: ``audio_encoding``,
+            ``prompt_encoding``, ``denoising`` (and each step) and ``vae_decoding``.
         """
+        prof = profiler or OFF
         # 1. Check inputs and batch size
         if audio is None and prompt is None:
             raise ValueError("give audio, a prompt, or both")
@@ -254,7 +260,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
 
         spans, rates, tokens = None, [], None
         if audio is not None:
-            spans, rates, waveform = self.prepare_audio(audio, audio_start_s, duration, audio_sample_rate)
+            with prof.stage("audio_encoding"):
+                spans, rates, waveform = self.prepare_audio(audio, audio_start_s, duration, audio_sample_rate)
         prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
         batch = len(spans) if spans is not None else len(prompts)
         if len(prompts) == 1:
@@ -264,21 +271,11 @@ class AudioToVideoPipeline(DiffusionPipeline):
 
         # 2. Encode audio (once per clip) and prompts
         if spans is not None:
-            tokens = self.encode_audio(waveform, num_frames)
-            prompts = [with_placeholders(p) for p in prompts]
-            cond = pack_frames(
-                encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids), num_frames
-            )
-        else:
-            if any(has_placeholders(p) for p in prompts):
-                raise ValueError("the prompt has audio placeholders but no audio was given")
-            cond = encode_text(self.text_encoder, tokenize(self.tokenizer, prompts))
+            with prof.stage("audio_encoding"):
+                tokens = self.encode_audio(waveform, num_frames)
+        with prof.stage("prompt_encoding"):
+            cond = self.encode_prompt(prompts, negative_prompt, tokens, num_frames, batch, guidance_scale > 1.0)
         do_cfg = guidance_scale > 1.0
-        if do_cfg:
-            negatives = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt or ""] * batch
-            uncond = encode_text(self.text_encoder, tokenize(self.tokenizer, list(negatives)))
-            uncond = uncond.repeat(1, cond.shape[1] // uncond.shape[1], 1)  # the same rows for every frame
-            cond = torch.cat([uncond, cond])
         cond = cond.to(device, self.unet.dtype)
 
         # 3. Prepare latents
@@ -290,24 +287,47 @@ class AudioToVideoPipeline(DiffusionPipeline):
         latents = latents.to(device, self.unet.dtype) * self.scheduler.init_noise_sigma
 
         # 4. Denoise
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_in = torch.cat([latents] * 2) if do_cfg else latents
-            model_in = self.scheduler.scale_model_input(model_in, t)
-            noise = self.unet(model_in, t, encoder_hidden_states=cond).sample
-            if do_cfg:
-                noise_uncond, noise_cond = noise.chunk(2)
-                noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
-            latents = self.scheduler.step(noise, t, latents).prev_sample
+        with prof.stage("denoising"):
+            for t in self.progress_bar(self.scheduler.timesteps):
+                with prof.step():
+                    model_in = torch.cat([latents] * 2) if do_cfg else latents
+                    model_in = self.scheduler.scale_model_input(model_in, t)
+                    noise = self.unet(model_in, t, encoder_hidden_states=cond).sample
+                    if do_cfg:
+                        noise_uncond, noise_cond = noise.chunk(2)
+                        noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+                    latents = self.scheduler.step(noise, t, latents).prev_sample
 
         # 5. Decode
         if output_type == "latent":
             frames = latents
         else:
-            frames = self.decode_latents(latents, decode_chunk_size)
-            if output_type != "pt":
-                frames = frames.permute(0, 1, 3, 4, 2).cpu().numpy()
-                if output_type == "uint8":
-                    frames = np.round(frames * 255).astype(np.uint8)
+            with prof.stage("vae_decoding"):
+                frames = self.decode_latents(latents, decode_chunk_size)
+                if output_type != "pt":
+                    frames = frames.permute(0, 1, 3, 4, 2).cpu().numpy()
+                    if output_type == "uint8":
+                        frames = np.round(frames * 255).astype(np.uint8)
         self.maybe_free_model_hooks()
         out = AudioToVideoPipelineOutput(frames=frames, audio=spans, audio_sample_rates=rates, fps=float(fps))
         return out if return_dict else (frames, spans)
+
+    def encode_prompt(self, prompts: list[str | None], negative_prompt, tokens, num_frames: int, batch: int,
+                        do_cfg: bool) -> torch.Tensor:
+        """Step 2's text side: the conditional rows (per frame with audio tokens) and, for classifier-free
+        guidance, the unconditional rows first."""
+        if tokens is not None:
+            prompts = [with_placeholders(p) for p in prompts]
+            cond = pack_frames(
+                encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids), num_frames
+            )
+        else:
+            if any(has_placeholders(p) for p in prompts):
+                raise ValueError("the prompt has audio placeholders but no audio was given")
+            cond = encode_text(self.text_encoder, tokenize(self.tokenizer, prompts))
+        if do_cfg:
+            negatives = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt or ""] * batch
+            uncond = encode_text(self.text_encoder, tokenize(self.tokenizer, list(negatives)))
+            uncond = uncond.repeat(1, cond.shape[1] // uncond.shape[1], 1)  # the same rows for every frame
+            cond = torch.cat([uncond, cond])
+        return cond

@@ -9,6 +9,10 @@ AudioSet-Drum's integer ids as ``578.mp4``).  A clip without ``audio/<name>.wav`
 audio track; a folder without ``video/`` is searched for mp4s directly.  The CSV has the columns
 ``ytid,start_time,class,set`` (a header row), or is VGGSound's official header-less
 ``ytid, start_seconds, label, split``.  A ``<name>.txt`` beside a video is its caption.
+
+The ``folder`` dataset is any folder of clips (AVSync15, The Greatest Hits, a user's own): every
+``*.mp4`` in it (or in its ``video/``) is a test clip, with ``<name>.wav`` beside it, or
+``audio/<name>.wav``, or else its own audio track, and ``<name>.txt`` as an optional caption.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ logger = logging.getLogger(__name__)
 #: CSV file name per dataset (the reference's names).
 CSV_NAMES = {"vggsound": "vggsound.csv", "landscape": "landscape.csv", "audioset_drum": "audioset-drum.csv",
              "synthetic": "synthetic.csv"}
+#: Every dataset :func:`index_dataset` reads (``folder`` needs no CSV).
+DATASETS = (*CSV_NAMES, "folder")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read at all (missing root or CSV): one line naming the path."""
 
 
 @dataclass(frozen=True)
@@ -94,16 +104,28 @@ def index_dataset(
     Parameters
     ----------
     root : folder of the layout above
-    dataset : one of :data:`CSV_NAMES` (selects the default CSV name)
+    dataset : one of :data:`DATASETS` (selects the default CSV name; ``folder`` reads any folder)
     split : "train", "test", or None for both
     csv_path : the split table (default ``ROOT/<csv name>``)
     classes : keep only these labels (default: all; the reference kept one class by mistake)
     exclude_ids : ytids to drop (VGGSound's ``unmatch_videos.pkl``)
+
+    Raises
+    ------
+    DatasetError
+        When ``root`` or the CSV is missing.
     """
     root = Path(root)
-    if dataset not in CSV_NAMES:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(CSV_NAMES)}")
-    table = read_split_table(csv_path or root / CSV_NAMES[dataset])
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: data root not found")
+    if dataset == "folder":
+        return index_folder(root) if split in (None, "test") else []
+    table_path = Path(csv_path or root / CSV_NAMES[dataset])
+    if not table_path.is_file():
+        raise DatasetError(f"{table_path}: split table (CSV) not found")
+    table = read_split_table(table_path)
     exclude = set(exclude_ids)
     wanted = {r["ytid"]: r for r in table if (split is None or r["set"] == split)
               and (classes is None or r["class"] in classes) and r["ytid"] not in exclude}
@@ -120,6 +142,25 @@ def index_dataset(
             clip_id=name, video=str(video), audio=str(wav) if wav.is_file() else None, label=row["class"],
             split=row["set"], caption=caption.read_text().strip() if caption.is_file() else None,
         ))
+    return clips
+
+
+def index_folder(root: str | os.PathLike) -> list[ClipInfo]:
+    """Every ``*.mp4`` of a folder (or of its ``video/``) as a test clip, sorted by name.
+
+    The audio is ``<name>.wav`` beside the video, else ``ROOT/audio/<name>.wav``, else the video's own
+    track (``audio=None``); ``<name>.txt`` is the caption, and also the label (the file name otherwise,
+    with ``_`` as spaces), so text-conditioned methods get a prompt.
+    """
+    root = Path(root)
+    video_dir = root / "video" if (root / "video").is_dir() else root
+    clips = []
+    for video in sorted(video_dir.glob("*.mp4")):
+        wav = next((w for w in (video.with_suffix(".wav"), root / "audio" / f"{video.stem}.wav") if w.is_file()), None)
+        txt = video.with_suffix(".txt")
+        caption = txt.read_text().strip() if txt.is_file() else None
+        clips.append(ClipInfo(clip_id=video.stem, video=str(video), audio=str(wav) if wav else None,
+                              label=caption or video.stem.replace("_", " "), split="test", caption=caption))
     return clips
 
 

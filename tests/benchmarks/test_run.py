@@ -1,5 +1,7 @@
-"""The benchmark runner: every method on tiny data, resume after kill -9, statistics, sharding."""
+"""The benchmark runner: one protocol for every row, resume, refusal of changed settings, retries,
+external folders, the folder dataset and clean failures."""
 
+import csv
 import json
 import os
 import shutil
@@ -12,14 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avalign.media import read_video_gray, write_video, write_wav
 from avalign.records import read_jsonl
-from avalign.stats import bootstrap_ci
 from baselines.shuffled_audio import derangement
-from benchmarks.run import main, shard, summary_rows
+from benchmarks.run import main, shard
 
-SMALL = ["--num-frames", "8", "--fps", "8", "--height", "32", "--width", "32", "--steps", "2", "--guidance", "3",
+SMALL = ["--num-frames", "24", "--fps", "12", "--height", "32", "--width", "32", "--steps", "2", "--guidance", "3",
          "--workers", "2"]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(run: Path) -> dict[str, dict]:
+    return {r["method"]: r for r in csv.DictReader(open(run / "summary.csv"))}
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +37,7 @@ def data_root(tmp_path_factory):
     from tempotokens.data.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("bench-data")
-    make_synthetic(root, num_clips=12, seed=0, duration_s=2.0, size=32)  # 3 test clips
+    make_synthetic(root, num_clips=12, seed=0, duration_s=3.0, size=48)  # 3 test clips
     return root
 
 
@@ -39,45 +49,70 @@ def run(tiny_dir, data_root, tmp_path_factory):
     assert main([*args, "--methods", "ground_truth"]) == 0
     external = out.parent / "external"
     shutil.copytree(out / "clips" / "ground_truth", external)
+    for wav in external.glob("*.wav"):  # their own audio is silence: only the dataset's audio can match
+        write_wav(wav, np.zeros(16000, np.float32), 16000)
     assert main([*args, "--methods", "tempotokens,tempotokens_text_audio,text_to_video,ground_truth,"
-                                     f"shuffled_audio,static_frame,external:{external}"]) == 0
+                                     f"shuffled_audio,static_frame,external:{external},"
+                                     f"external:{external}:own-audio"]) == 0
     return out
 
 
-def test_every_method_writes_scores_and_a_summary_row(run):
-    import csv
-
-    rows = {r["method"]: r for r in csv.DictReader(open(run / "summary.csv"))}
+def test_every_row_is_scored_under_one_protocol(run):
+    rows = _rows(run)
     assert set(rows) == {"tempotokens", "tempotokens_text_audio", "text_to_video", "ground_truth", "shuffled_audio",
-                         "static_frame", "external:external"}
+                         "static_frame", "external:external", "external:external:own-audio"}
     for r in rows.values():
-        assert r["n"] == "3" and r["n_error"] == "0" and r["dataset"] == "synthetic" and r["device"] == "cpu"
-    assert float(rows["ground_truth"]["av_align"]) == 1.0  # synthetic clips are aligned by construction
-    assert float(rows["external:external"]["av_align"]) == 1.0  # the same files, scored from another folder
-    assert float(rows["shuffled_audio"]["av_align"]) < 1.0
-    assert float(rows["tempotokens"]["load_s"]) > 0 and float(rows["tempotokens"]["peak_mem_mb"]) > 0
-    assert rows["ground_truth"]["load_s"] == "nan"
+        assert (r["n"], r["n_error"], r["dataset"]) == ("3", "0", "synthetic")
+        assert (r["protocol"], r["variant"]) == ("12 fps, 32x32 px, 2 s", "tempotokens-2025")
     records = read_jsonl(run / "records.jsonl")
-    assert len(records) == 7 * 3 and len({(r["method"], r["clip_id"]) for r in records}) == 21
-    for r in records:
-        assert {"clip_id", "method", "seed", "seconds", "peak_mem_mb", "status", "avalign"} <= set(r)
-        assert Path(r["avalign"]["video"]).exists() and r["avalign"]["audio"].endswith(".wav")
+    assert len(records) == 8 * 3
+    for r in records:  # real clips (24-30 fps, 48 px) and generated ones (12 fps, 32 px) alike
+        a = r["avalign"]
+        assert a["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0}
+        assert (a["fps"], a["n_frames"], a["frame_shape"][:2]) == (12.0, 24, [32, 32])
+        assert all(t < 2.0 for t in a["audio_peaks"]) and len(a["onset_envelope"]) > 0
+    assert {rows[m]["role"] for m in rows} == {"compared", "ceiling", "chance", "floor"}
+    assert rows["ground_truth"]["role"] == "ceiling" and rows["external:external"]["role"] == "compared"
+    assert float(rows["ground_truth"]["av_align"]) > float(rows["shuffled_audio"]["av_align"]) + 0.3
     env = json.loads((run / "env.json").read_text())
-    assert env["torch"] and env["config"]["settings"]["num_frames"] == 8 and "git_commit" in env
+    assert env["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0}
+    assert env["variant"] == "tempotokens-2025" and env["settings"]["num_frames"] == 24 and "git_commit" in env
+    assert env["settings_hash"] == json.loads((run / "settings.json").read_text())["hash"]
+    assert {r["settings_hash"] for r in records} == {env["settings_hash"]}
 
 
-def test_generated_clips_cover_the_same_span(run):
-    from avalign.media import read_video_gray
+def test_external_is_scored_against_the_dataset_audio(run):
+    rows, records = _rows(run), read_jsonl(run / "records.jsonl")
+    gt = {r["clip_id"]: r["avalign"]["score"] for r in records if r["method"] == "ground_truth"}
+    ext = {r["clip_id"]: r for r in records if r["method"] == "external:external"}
+    assert {c: r["avalign"]["score"] for c, r in ext.items()} == gt  # the same frames, the dataset's audio span
+    assert all(r["avalign"]["audio"].endswith(f"clips/external_external/{c}.wav") for c, r in ext.items())
+    own = [r for r in records if r["method"] == "external:external:own-audio"]
+    assert all(r["avalign"]["audio_peaks"] == [] for r in own)  # its own (silent) wavs were used
+    assert rows["external:external"]["delta"] == rows["ground_truth"]["delta"]
 
-    gen = read_video_gray(next((run / "clips" / "tempotokens").glob("*.mp4")))
-    real = read_video_gray(next((run / "clips" / "ground_truth").glob("*.mp4")))
-    assert gen.n_frames / gen.fps == pytest.approx(1.0) and real.n_frames / real.fps == pytest.approx(1.0, abs=0.05)
 
-
-def test_static_frame_has_no_video_peaks(run):
-    for r in read_jsonl(run / "records.jsonl"):
-        if r["method"] == "static_frame":
-            assert r["avalign"]["video_peaks"] == [] and r["avalign"]["score"] in (0.0, None)
+def test_seeds_per_clip_and_resource_figures_per_method(run):
+    gen = read_jsonl(run / "generate-0.jsonl")
+    order = sorted({r["clip_id"] for r in gen})
+    for r in gen:
+        assert r["seed"] == order.index(r["clip_id"])  # seed + i, with --seed 0
+    rows = _rows(run)
+    loads = [p for p in read_jsonl(run / "profiles-0.jsonl") if p["kind"] == "load"]
+    assert sorted(p["method"] for p in loads) == ["tempotokens", "tempotokens_text_audio", "text_to_video"]
+    for m in ("tempotokens", "tempotokens_text_audio", "text_to_video"):
+        r = rows[m]
+        assert 0 < float(r["load_mem_mb"]) <= float(r["peak_mem_mb"]) and float(r["clips_per_hour"]) > 0
+        assert float(r["clips_per_hour"]) == pytest.approx(3600 * 3 / sum(g["seconds"] for g in gen if g["method"] == m),
+                                                           rel=1e-5)
+    for m in ("ground_truth", "shuffled_audio", "static_frame", "external:external"):
+        assert rows[m]["load_s"] == rows[m]["peak_mem_mb"] == rows[m]["s_per_clip_p50"] == ""
+    clip_profiles = [p for p in read_jsonl(run / "profiles-0.jsonl") if p["kind"] == "clip"]
+    assert len(clip_profiles) == 9
+    for p in clip_profiles:
+        assert len(p["step_s"]) == 2 and p["stages_s"]["denoising"] >= sum(p["step_s"]) * 0.999
+        assert set(p["stages_s"]) >= {"prompt_encoding", "denoising", "vae_decoding", "writing"}
+        assert ("audio_encoding" in p["stages_s"]) == (p["method"] != "text_to_video")
 
 
 def test_rerun_redoes_nothing(run, tiny_dir, data_root):
@@ -87,29 +122,143 @@ def test_rerun_redoes_nothing(run, tiny_dir, data_root):
     assert {p.name: p.read_bytes() for p in run.glob("*.jsonl")} == before
 
 
+@pytest.mark.parametrize("change, named", [(["--seed", "1"], "seed 0 -> 1"), (["--fps", "8"], "fps 12.0 -> 8.0"),
+                                           (["--protocol", "native"], "protocol"),
+                                           (["--variant", "tempotokens-2023"], "variant"),
+                                           (["--num-clips", "2"], "clips 3 clips")])
+def test_changed_settings_are_refused_and_nothing_is_written(run, tiny_dir, data_root, capsys, change, named):
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(run), *SMALL, *change,
+            "--methods", "ground_truth"]
+    before = _snapshot(run)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "made with other settings" in err[0] and named in err[0]
+    assert _snapshot(run) == before
+
+
+def test_paired_deltas_by_hand():
+    from benchmarks.summary import summary_rows
+
+    def rec(method, clip, score, status="ok"):
+        return {"method": method, "clip_id": clip, "status": status, "device": "cpu", "role": "compared",
+                "avalign": None if status == "error" else {"score": score}}
+
+    records = [rec("ref", "a", 0.5), rec("ref", "b", 0.2), rec("ref", "c", None, "undefined"), rec("ref", "d", 1.0),
+               rec("m", "a", 0.7), rec("m", "b", 0.2), rec("m", "c", 0.4), rec("m", "e", 0.3),
+               rec("m", "d", None, "error")]
+    ref, m = summary_rows("d", records, [], ["ref", "m"], protocol="p", variant="v", reference="ref")
+    # paired clips: a and b only (c is undefined for ref, d an error for m, e has no ref score)
+    assert (m["n_paired"], m["reference"]) == (2, "ref")
+    assert m["delta"] == pytest.approx(((0.7 - 0.5) + (0.2 - 0.2)) / 2)
+    # bootstrap of [0.2, 0.0]: resample means are 0 (p=1/4), 0.1 (1/2), 0.2 (1/4) -> 95% interval [0, 0.2]
+    assert (m["delta_ci_low"], m["delta_ci_high"]) == pytest.approx((0.0, 0.2))
+    assert m["av_align"] == pytest.approx(np.mean([0.7, 0.2, 0.4, 0.3])) and m["n"] == 5  # per method, unpaired
+    assert ref["delta"] is None and ref["n_paired"] == 3
+    (alone,) = summary_rows("d", [r for r in records if r["method"] == "m"], [], ["m"], protocol="p", variant="v",
+                            reference="ref")
+    assert alone["delta"] is None and alone["reference"] is None  # no reference ran: empty columns
+
+
+def test_order_independent_memory_figures(tiny_dir, data_root, tmp_path):
+    """A method's memory and load figures are its own, whatever ran before it in the run."""
+    base = ["--data-root", str(data_root), "--model", str(tiny_dir), *SMALL, "--num-clips", "1"]
+    assert main([*base, "--out", str(tmp_path / "alone"), "--methods", "tempotokens"]) == 0
+    hog = np.ones(700 * 2**20 // 8)  # 700 MiB held by the caller, and another method runs first
+    assert main([*base, "--out", str(tmp_path / "after"), "--methods", "text_to_video,tempotokens"]) == 0
+    del hog
+    alone, after = _rows(tmp_path / "alone")["tempotokens"], _rows(tmp_path / "after")["tempotokens"]
+    for key in ("peak_mem_mb", "load_mem_mb"):
+        assert float(after[key]) == pytest.approx(float(alone[key]), rel=0.1), key
+    assert float(after["peak_mem_mb"]) < 1.5 * float(alone["peak_mem_mb"])
+
+
+def test_retry_errors_regenerates_and_rescores(tiny_dir, data_root, tmp_path):
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    run = tmp_path / "retry"
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(run), *SMALL,
+            "--methods", f"ground_truth,external:{ext}"]
+    assert main(args) == 0  # the external folder is empty: 3 error records
+    assert _rows(run)["external:ext"]["n_error"] == "3"
+    for mp4 in (run / "clips" / "ground_truth").glob("*.mp4"):
+        shutil.copy(mp4, ext / mp4.name)
+    assert main(args) == 0
+    assert _rows(run)["external:ext"]["n_error"] == "3"  # without --retry-errors, errors count as done
+    assert main([*args, "--retry-errors"]) == 0
+    rows = _rows(run)
+    assert rows["external:ext"]["n_error"] == "0" and rows["external:ext"]["av_align"] == rows["ground_truth"]["av_align"]
+    assert rows["external:ext"]["n"] == "3"  # the newest attempt replaces the error, no duplicate
+
+
+def test_folder_dataset(tiny_dir, tmp_path):
+    from tests.synth import click_track, jump_frames
+
+    folder = tmp_path / "clips"
+    for name, wav, txt in (("a_dog_barking", True, "a dog barks twice"), ("b", False, None)):
+        events = [0.4, 0.8]
+        frames = jump_frames(events, 12, 12.0, size=32)
+        audio = click_track(events, 1.0, 16000)
+        write_video(folder / f"{name}.mp4", frames, 12.0, audio=None if wav else audio, sample_rate=16000)
+        if wav:
+            write_wav(folder / f"{name}.wav", audio, 16000)
+        if txt:
+            (folder / f"{name}.txt").write_text(txt)
+    run = tmp_path / "run"
+    assert main(["--dataset", "folder", "--data-root", str(folder), "--model", str(tiny_dir), "--out", str(run),
+                 *SMALL, "--methods", "ground_truth,text_to_video"]) == 0
+    rows = _rows(run)
+    assert rows["ground_truth"]["n"] == "2" and rows["ground_truth"]["n_error"] == "0"
+    assert float(rows["ground_truth"]["av_align"]) == 1.0  # wav and own track both found
+    from tempotokens.data.datasets import index_dataset
+
+    a, b = index_dataset(folder, "folder", split="test")
+    assert (a.label, a.caption, a.audio) == ("a dog barks twice", "a dog barks twice", str(folder / "a_dog_barking.wav"))
+    assert (b.label, b.audio, b.split) == ("b", None, "test")
+
+
+@pytest.mark.parametrize("case", ["missing_root", "empty_root", "missing_csv", "no_test_clips", "unknown_method",
+                                  "bad_stages", "bad_reference", "no_root_for_vggsound"])
+def test_clean_failures(case, tmp_path, tiny_dir, data_root, capsys):
+    root = data_root
+    extra: list[str] = []
+    dataset = "synthetic"
+    if case == "missing_root":
+        root = tmp_path / "nonexistent"
+    elif case == "empty_root":
+        root = tmp_path / "empty"
+        root.mkdir()
+    elif case == "missing_csv":
+        root = tmp_path / "nocsv"
+        (root / "video").mkdir(parents=True)
+        (root / "video" / "x.mp4").write_bytes(b"")
+    elif case == "no_test_clips":
+        root = tmp_path / "train-only"
+        shutil.copytree(data_root, root)
+        table = (root / "synthetic.csv").read_text().replace(",test", ",train")
+        (root / "synthetic.csv").write_text(table)
+    elif case == "unknown_method":
+        extra = ["--methods", "nonsense"]
+    elif case == "bad_stages":
+        extra = ["--stages", "generate,scor"]
+    elif case == "bad_reference":
+        extra = ["--methods", "ground_truth", "--reference-method", "text_to_video"]
+    elif case == "no_root_for_vggsound":
+        dataset = "vggsound"
+    argv = ["--dataset", dataset, "--model", str(tiny_dir), "--out", str(tmp_path / "out"), *SMALL, *extra]
+    if case != "no_root_for_vggsound":
+        argv += ["--data-root", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("benchmarks.run: error: "), err
+    assert "Traceback" not in err[0] and not (tmp_path / "out").exists()
+
+
 def test_derangement_has_no_fixed_point():
     for n in range(2, 30):
         for seed in range(5):
             perm = derangement(n, seed)
             assert sorted(perm) == list(range(n)) and all(perm[i] != i for i in range(n))
     assert derangement(9, 3) == derangement(9, 3)
-
-
-def test_summary_statistics_on_known_data():
-    scores = [1.0, 0.5, 0.25, 0.0, None]
-    records = [{"method": "m", "clip_id": str(i), "status": "ok" if s is not None else "undefined",
-                "seconds": float(i + 1), "num_frames": 10, "peak_mem_mb": 100.0 + i, "device": "cpu",
-                "avalign": {"score": s}} for i, s in enumerate(scores)]
-    records.append({"method": "m", "clip_id": "x", "status": "error", "seconds": 0.0, "num_frames": 10,
-                    "peak_mem_mb": None, "device": "cpu", "avalign": None})
-    (row,) = summary_rows("d", records, [{"method": "m", "load_s": 2.5}], ["m"])
-    assert (row["n"], row["n_undefined"], row["n_error"]) == (6, 1, 1)
-    assert row["av_align"] == pytest.approx(np.mean([1.0, 0.5, 0.25, 0.0]))
-    low, high = bootstrap_ci(sorted([1.0, 0.5, 0.25, 0.0]))
-    assert (row["av_align_ci_low"], row["av_align_ci_high"]) == (low, high)
-    secs = [1.0, 2.0, 3.0, 4.0, 5.0]  # the error is not timed
-    assert row["s_per_clip_p50"] == 3.0 and row["s_per_clip_p90"] == pytest.approx(np.percentile(secs, 90))
-    assert row["frames_per_s"] == pytest.approx(50 / 15) and row["peak_mem_mb"] == 104.0 and row["load_s"] == 2.5
 
 
 def test_shards_cover_every_clip_once():
@@ -132,12 +281,8 @@ def test_two_processes_share_the_clips(tiny_dir, data_root, tmp_path, monkeypatc
     shares = [{(r["method"], r["clip_id"]) for r in read_jsonl(out / f"generate-{k}.jsonl")} for k in (0, 1)]
     assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 2 * 3
     assert len(read_jsonl(out / "records.jsonl")) == 6
-
-
-@pytest.mark.parametrize("argv", [["--dataset", "vggsound"], ["--methods", "nonsense"]])
-def test_usage_errors(argv, tmp_path, capsys):
-    assert main([*argv, "--out", str(tmp_path / "x")]) == 2
-    assert "benchmarks.run: error" in capsys.readouterr().err
+    gen = {(r["method"], r["clip_id"]): r["seed"] for k in (0, 1) for r in read_jsonl(out / f"generate-{k}.jsonl")}
+    assert sorted(set(gen.values())) == [0, 1, 2]  # seed + i over the whole clip list, whatever the shard
 
 
 @pytest.mark.timeout(300)
@@ -145,11 +290,11 @@ def test_kill_9_loses_nothing_and_the_rerun_duplicates_nothing(tiny_dir, data_ro
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "benchmarks.run", "--data-root", str(data_root), "--model", str(tiny_dir),
            "--out", str(out), *SMALL, "--methods", "tempotokens,ground_truth"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and len(read_jsonl(out / "generate-0.jsonl")) < 1:
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and the method's own process
     proc.wait()
     written = (out / "generate-0.jsonl").read_bytes()
     assert written.count(b"\n") >= 1
@@ -160,3 +305,9 @@ def test_kill_9_loses_nothing_and_the_rerun_duplicates_nothing(tiny_dir, data_ro
     gen = read_jsonl(out / "generate-0.jsonl")
     assert len(gen) == len({(r["method"], r["clip_id"]) for r in gen}) == 6
     assert len(read_jsonl(out / "records.jsonl")) == 6
+
+
+def test_generated_clips_cover_the_span(run):
+    gen = read_video_gray(next((run / "clips" / "tempotokens").glob("*.mp4")))
+    real = read_video_gray(next((run / "clips" / "ground_truth").glob("*.mp4")))
+    assert gen.n_frames / gen.fps == pytest.approx(2.0) and real.n_frames / real.fps == pytest.approx(2.0, abs=0.05)

@@ -1,64 +1,98 @@
-"""Report tables and plots."""
+"""Report tables and plots, from stored results only."""
 
 import csv
 import math
+import shutil
 
 import pytest
 
 from reports.__main__ import main
 from reports.tables import best_cells, read_summary, write_tables
 
-
-def _row(method, av, s, mem, dataset="d"):
-    return {"dataset": dataset, "method": method, "n": 3.0, "n_undefined": 0.0, "n_error": 0.0, "av_align": av,
-            "av_align_ci_low": av - 0.1, "av_align_ci_high": av + 0.1, "load_s": 1.0, "s_per_clip_p50": s,
-            "s_per_clip_p90": s, "frames_per_s": 10 / s, "peak_mem_mb": mem, "device": "cpu"}
+NAN = float("nan")
 
 
-def test_best_cells_ignore_reference_rows_and_follow_direction():
-    rows = [_row("a", 0.3, 2.0, 500), _row("b", 0.5, 3.0, 400), _row("ground_truth", 1.0, 0.01, 10),
+def _row(method, av, s, mem, dataset="d", role="compared", delta=NAN, lo=NAN, hi=NAN, protocol="12 fps, 32x32 px, 2 s",
+         variant="tempotokens-2025"):
+    generative = role == "compared"
+    return {"dataset": dataset, "method": method, "role": role, "protocol": protocol, "variant": variant, "n": 3.0,
+            "n_undefined": 0.0, "n_error": 0.0, "av_align": av, "av_align_ci_low": av - 0.1, "av_align_ci_high": av + 0.1,
+            "reference": "ref", "n_paired": 3.0, "delta": delta, "delta_ci_low": lo, "delta_ci_high": hi,
+            "load_s": 1.0 if generative else NAN, "load_mem_mb": 300.0 if generative else NAN,
+            "s_per_clip_p50": s if generative else NAN, "s_per_clip_p90": s if generative else NAN,
+            "frames_per_s": 10 / s if generative else NAN, "clips_per_hour": 3600 / s if generative else NAN,
+            "peak_mem_mb": mem if generative else NAN, "device": "cpu"}
+
+
+def test_best_cells_follow_roles_and_direction():
+    rows = [_row("a", 0.3, 2.0, 500), _row("b", 0.5, 3.0, 400), _row("my_ceiling", 1.0, 0.01, 10, role="ceiling"),
             _row("c", 0.9, 1.0, 900, dataset="other"), _row("e", 0.2, 5.0, 100, dataset="other")]
     best = best_cells(rows)
     assert (1, "av_align") in best and (0, "s_per_clip_p50") in best and (1, "peak_mem_mb") in best
-    assert (0, "frames_per_s") in best
-    assert not any(i == 2 for i, _ in best)  # the ceiling is never "best"
-    assert (3, "av_align") in best and (4, "peak_mem_mb") in best  # judged per dataset
+    assert not any(i == 2 for i, _ in best)  # a ceiling, whatever its name, is never "best"
+    assert (3, "av_align") in best and (4, "peak_mem_mb") in best  # judged per table
+    # rows of another protocol are another table: never compared with these
+    rows.append(_row("f", 0.99, 0.5, 50, protocol="native fps, native size, 2 s"))
+    assert (1, "av_align") in best_cells(rows) and (5, "av_align") not in best_cells(rows)
 
 
 def test_table_files(tmp_path):
-    rows = [_row("a", 0.3, 2.0, 500), _row("b", 0.5, 3.0, 400), _row("static_frame", 0.0, 0.01, float("nan"))]
+    rows = [_row("a", 0.3, 2.0, 500, delta=0.1, lo=0.02, hi=0.2), _row("ref", 0.5, 3.0, 400),
+            _row("static_frame", 0.0, NAN, NAN, role="floor", delta=-0.5, lo=-0.6, hi=-0.4),
+            _row("b", 0.2, 1.0, 100, delta=-0.05, lo=-0.2, hi=0.1)]
     paths = write_tables(rows, tmp_path)
     md = paths["md"].read_text()
-    assert "| b | 3 | 0 | 0 | **0.500** |" in md and "| a | 3 | 0 | 0 | 0.300 |" in md
+    assert md.startswith("**d — protocol: 12 fps, 32x32 px, 2 s; AV-Align variant: tempotokens-2025; Δ: paired "
+                         "difference to ref")
+    assert "| a | compared | 3 | 0 | 0 | 0.300 | 0.200 to 0.400 | 3 | **+0.100 †** | +0.020 to +0.200 |" in md
+    assert "| b | compared | 3 | 0 | 0 | 0.200 | 0.100 to 0.300 | 3 | -0.050 | -0.200 to +0.100 |" in md  # CI has 0
+    floor = next(line for line in md.splitlines() if line.startswith("| static_frame"))
+    assert floor.endswith("| -0.500 † | -0.600 to -0.400 | — | — | — | — | — | — | cpu |")  # no resources: dashes
     tex = paths["tex"].read_text()
-    assert r"\textbf{0.500}" in tex and r"static\_frame" in tex and tex.count(r"\\") >= 5
+    assert r"\textbf{+0.100 $^\dagger$}" in tex and r"static\_frame" in tex and "---" in tex
+    assert r"protocol: 12 fps, 32x32 px, 2 s; AV-Align variant: tempotokens-2025" in tex
     back = list(csv.DictReader(open(paths["csv"])))
-    assert [r["method"] for r in back] == ["a", "b", "static_frame"]
+    assert [r["method"] for r in back] == ["a", "ref", "static_frame", "b"]
+    assert back[2]["peak_mem_mb"] == "" and back[0]["protocol"] == "12 fps, 32x32 px, 2 s"
 
 
-def test_report_from_a_run(tmp_path, tiny_dir):
+def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
     from benchmarks.run import main as bench
     from tempotokens.data.synthetic import make_synthetic
 
     make_synthetic(tmp_path / "data", num_clips=8, seed=1, duration_s=2.0, size=32)
     run = tmp_path / "run"
     assert bench(["--data-root", str(tmp_path / "data"), "--model", str(tiny_dir), "--out", str(run),
-                  "--num-frames", "8", "--fps", "8", "--height", "32", "--width", "32", "--steps", "1",
+                  "--num-frames", "12", "--fps", "12", "--height", "32", "--width", "32", "--steps", "1",
                   "--methods", "tempotokens,ground_truth,static_frame", "--workers", "1"]) == 0
+    shutil.rmtree(run / "clips")  # the report must not need a single media file
     assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "1"]) == 0
     out = tmp_path / "report"
     for name in ("table.csv", "table.md", "table.tex", "av_align.png", "time_memory.png", "score_distribution.png",
-                 "index.md"):
+                 "profile.png", "index.md"):
         assert (out / name).exists(), name
     for png in list(out.glob("*.png")) + list((out / "timelines").glob("*.png")):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert len(list((out / "timelines").glob("*.png"))) == 3
     index = (out / "index.md").read_text()
-    assert "av_align.png" in index and "table.tex" in index and "timelines/" in index
+    assert "av_align.png" in index and "profile.png" in index and "timelines/" in index
+    assert "protocol: 12 fps, 32x32 px, 1 s; AV-Align variant: tempotokens-2025" in index
     rows = read_summary(run / "summary.csv")
-    assert rows[1]["method"] == "ground_truth" and rows[1]["av_align"] == 1.0 and math.isnan(rows[1]["load_s"])
+    assert rows[1]["method"] == "ground_truth" and rows[1]["role"] == "ceiling" and math.isnan(rows[1]["load_s"])
 
 
 def test_missing_run(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no summary.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_profile_plot_stacks_stages(tmp_path, stages):
+    from reports.plots import plot_profile
+
+    clip = {"kind": "clip", "method": "m", "clip_id": "a",
+            "stages_s": {"audio_encoding": 0.1, "prompt_encoding": 0.1, "denoising": 2.0, "vae_decoding": 0.3,
+                         "writing": 0.05},
+            "step_s": [1.0, 1.0], "stage_peak_mem_mb": {"denoising": 900.0, "vae_decoding": 1200.0} if stages == 2 else None}
+    assert plot_profile([clip], ["m"], tmp_path / "p.png", "t").stat().st_size > 5000
+    assert plot_profile([{"kind": "load", "method": "m"}], ["m"], tmp_path / "q.png") is None

@@ -1,0 +1,116 @@
+"""Stage 3 of a benchmark run: ``summary.csv``, one row per method, from the records alone.
+
+``av_align`` and ``n`` are per method.  Because methods can have scores on different clips (errors,
+undefined clips), every row is also compared with a reference method *on the clips both scored*:
+``n_paired``, the mean paired difference ``delta`` (this method minus the reference) and its seeded
+95% paired bootstrap interval.  Resource figures are those of generating methods only (None, shown
+as "—", for rows that copy real clips).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from avalign.stats import bootstrap_ci, summarize
+
+COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "av_align",
+           "av_align_ci_low", "av_align_ci_high", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
+           "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s",
+           "clips_per_hour", "device")
+
+
+def clip_scores(records: Sequence[dict], method: str) -> dict[str, float]:
+    """``{clip_id: score}`` of one method's clips that have a score."""
+    return {r["clip_id"]: float(r["avalign"]["score"]) for r in records
+            if r["method"] == method and r["status"] != "error" and (r.get("avalign") or {}).get("score") is not None}
+
+
+def paired_delta(scores: dict[str, float], reference: dict[str, float], seed: int = 0
+                 ) -> tuple[int, float, float, float]:
+    """``(n_paired, delta, ci_low, ci_high)`` over the clips in both: the mean of ``score - reference``
+    and a percentile bootstrap of it (clips resampled together, in clip-id order, ``seed``)."""
+    common = sorted(set(scores) & set(reference))
+    if not common:
+        return 0, float("nan"), float("nan"), float("nan")
+    diffs = [scores[c] - reference[c] for c in common]
+    low, high = bootstrap_ci(diffs, seed=seed)
+    return len(common), float(np.mean(diffs)), low, high
+
+
+def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict], order: Sequence[str], *,
+                 protocol: str, variant: str, reference: str | None) -> list[dict[str, Any]]:
+    """One row per method (in ``order``, then any other method found), from the latest record of
+    each clip and the methods' ``load`` profiles."""
+    methods = list(dict.fromkeys([m for m in order if any(r["method"] == m for r in records)] +
+                                 [r["method"] for r in records]))
+    ref_scores = clip_scores(records, reference) if reference in methods else None
+    rows = []
+    for m in methods:
+        mine = [r for r in records if r["method"] == m]
+        s = summarize({"status": r["status"], "score": (r["avalign"] or {}).get("score")} for r in mine)
+        row: dict[str, Any] = {
+            "dataset": dataset, "method": m, "role": mine[0].get("role", "compared"), "protocol": protocol,
+            "variant": variant, "n": s.n, "n_undefined": s.n_undefined, "n_error": s.n_error, "av_align": s.mean,
+            "av_align_ci_low": s.ci_low, "av_align_ci_high": s.ci_high, "reference": reference if ref_scores is not None
+            else None, "device": mine[0]["device"],
+        }
+        if ref_scores is not None and m != reference:
+            row["n_paired"], row["delta"], row["delta_ci_low"], row["delta_ci_high"] = paired_delta(
+                clip_scores(records, m), ref_scores)
+        elif ref_scores is not None:
+            row["n_paired"] = len(ref_scores)
+        if any(r.get("generative") for r in mine):
+            row.update(resource_figures(mine, [p for p in profiles if p["method"] == m and p.get("kind") == "load"]))
+        rows.append({k: row.get(k) for k in COLUMNS})
+    return rows
+
+
+def resource_figures(records: Sequence[dict], loads: Sequence[dict]) -> dict[str, float | None]:
+    """Time and memory of one generating method: clips with errors are not timed."""
+    ok = [r for r in records if r["status"] != "error" and r.get("seconds") is not None]
+    secs = np.array([r["seconds"] for r in ok], dtype=np.float64)
+    total = float(secs.sum())
+    peaks = [r["peak_mem_mb"] for r in ok if r.get("peak_mem_mb") is not None]
+    return {
+        "load_s": max((p["load_s"] for p in loads), default=None),
+        "load_mem_mb": max((p["load_mem_mb"] for p in loads), default=None),
+        "peak_mem_mb": max(peaks, default=None),
+        "s_per_clip_p50": float(np.percentile(secs, 50)) if ok else None,
+        "s_per_clip_p90": float(np.percentile(secs, 90)) if ok else None,
+        "frames_per_s": sum(r["num_frames"] for r in ok) / total if total > 0 else None,
+        "clips_per_hour": 3600.0 * len(ok) / total if total > 0 else None,
+    }
+
+
+def write_summary(path: Path, rows: Sequence[dict]) -> None:
+    """``summary.csv`` (atomically): floats to 6 significant digits, None as an empty cell."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+    os.replace(tmp, path)
+
+
+def print_table(rows: Sequence[dict]) -> None:
+    """The summary on the terminal (resource figures only for generating methods)."""
+    def num(v, fmt):
+        return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+    if rows:
+        print(f"protocol: {rows[0]['protocol']}; AV-Align variant: {rows[0]['variant']}; "
+              f"reference: {rows[0]['reference'] or '—'}")
+    print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align':>10}{'95% CI':>15}{'delta':>9}"
+          f"{'s/clip':>8}{'peak MB':>9}")
+    for r in rows:
+        ci = f"{num(r['av_align_ci_low'], '.3f')}-{num(r['av_align_ci_high'], '.3f')}"
+        print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
+              f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{num(r['s_per_clip_p50'], '.2f'):>8}"
+              f"{num(r['peak_mem_mb'], '.0f'):>9}")
