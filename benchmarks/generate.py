@@ -17,6 +17,7 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -142,8 +143,15 @@ def _record(clip: ClipInfo, method, ctx: RunContext, job: MethodJob, seconds: fl
     return {"clip_id": clip.clip_id, "method": method.name, "role": method.role, "generative": method.generative,
             "seed": ctx.seed_for(clip), "seconds": seconds, "peak_mem_mb": peak, "num_frames": s.num_frames,
             "device": s.device, "video": str(out.video) if out else None,
-            "audio": str(out.audio) if out and out.audio else None,
-            "status": "ok" if error is None else "error", "error": error, "settings_hash": job.settings_hash}
+            "audio": str(out.audio) if out and out.audio else None, "source": method_source(method),
+            "status": "ok" if error is None else "error", "error": error, "settings_hash": job.settings_hash,
+            "attempt": uuid.uuid4().hex[:12]}
+
+
+def method_source(method) -> str | None:
+    """Where a method's clips come from when its name does not say it all (an external folder)."""
+    folder = getattr(method, "folder", None)
+    return str(Path(folder).resolve()) if folder is not None else None
 
 
 def run_isolated(job: MethodJob) -> None:

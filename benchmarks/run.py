@@ -36,7 +36,7 @@ from avalign.records import JsonlWriter, read_jsonl
 from baselines import ALL_METHODS, GenerationSettings, get_method
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 
-from .generate import shard, stage_generate  # noqa: F401  (shard is re-exported)
+from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
 
@@ -140,20 +140,22 @@ def wait_for_ranks(run_dir: Path, token: str, world: int, poll_s: float = 2.0) -
 # Stage 2: score
 # --------------------------------------------------------------------------------------------
 BASE_KEYS = ("clip_id", "method", "role", "generative", "seed", "seconds", "peak_mem_mb", "num_frames", "device",
-             "settings_hash")
+             "settings_hash", "attempt")
 
 
 def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | None = None,
                 retry_errors: bool = False) -> None:
-    """Score every generated clip without a score record (and, with ``retry_errors``, those whose
-    last score record is an error) under ``protocol``; records keep the onset envelope for plots."""
+    """Score every generated clip whose newest generation attempt has no score record yet (so a
+    regenerated clip is always rescored) and, with ``retry_errors``, those whose score record is an
+    error, under ``protocol``; records keep the onset envelope for plots."""
     from avalign import Job, score_files
     from avalign.score import resolve_audio
 
     generated = latest(read_all(run_dir, "generate-*.jsonl"))
     scored = latest(read_jsonl(run_dir / "records.jsonl"))
     todo = {k: r for k, r in generated.items()
-            if k not in scored or (retry_errors and scored[k]["status"] == "error")}
+            if k not in scored or scored[k].get("attempt") != r.get("attempt")
+            or (retry_errors and scored[k]["status"] == "error")}
     with JsonlWriter(run_dir / "records.jsonl") as out:
         waiting: dict[tuple[str, str | None], list[dict]] = {}
         for r in todo.values():
@@ -172,12 +174,19 @@ def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
 # --------------------------------------------------------------------------------------------
 # Stage 3: summarize
 # --------------------------------------------------------------------------------------------
+def default_reference(requested: str | None, methods: Sequence[str]) -> str | None:
+    """The reference of the paired deltas: the one asked for, else ``text_to_video`` when it is among
+    ``methods`` (those run now and those already in the folder), else none."""
+    return requested or ("text_to_video" if "text_to_video" in methods else None)
+
+
 def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
                     reference: str | None) -> list[dict]:
+    """``summary.csv`` over every method of the folder (those of this call first)."""
     records = list(latest(read_jsonl(run_dir / "records.jsonl")).values())
     profiles = read_all(run_dir, "profiles-*.jsonl")
     rows = summary_rows(dataset, records, profiles, order, protocol=protocol.label, variant=variant,
-                        reference=reference)
+                        reference=default_reference(reference, [r["method"] for r in records]))
     write_summary(run_dir / "summary.csv", rows)
     return rows
 
@@ -214,6 +223,16 @@ def prepare(args: argparse.Namespace, rank: int):
     """Validate everything before anything is written to the run folder (raises UsageError,
     DatasetError or ValueError with one line)."""
     settings, root, run_dir = resolve(args)
+    s = settings
+    for ok, what in ((s.num_frames >= 2, f"--num-frames must be at least 2, got {s.num_frames}"),
+                     (s.fps > 0, f"--fps must be positive, got {s.fps}"),
+                     (s.height >= 8 and s.width >= 8, f"--height and --width must be at least 8, got {s.height}x{s.width}"),
+                     (s.steps >= 1, f"--steps must be at least 1, got {s.steps}"),
+                     (s.guidance >= 0, f"--guidance must not be negative, got {s.guidance}"),
+                     (args.num_clips is None or args.num_clips >= 1, f"--num-clips must be at least 1, got {args.num_clips}"),
+                     (args.workers is None or args.workers >= 1, f"--workers must be at least 1, got {args.workers}")):
+        if not ok:
+            raise UsageError(what)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
     if bad or not stages:
@@ -222,9 +241,16 @@ def prepare(args: argparse.Namespace, rank: int):
     if not methods:
         raise UsageError("--methods is empty")
     names = [get_method(m).name for m in methods]  # raises for an unknown method
-    reference = args.reference_method or ("text_to_video" if "text_to_video" in names else None)
-    if reference is not None and reference not in names:
-        raise UsageError(f"--reference-method {reference!r} is not among the methods run ({', '.join(names)})")
+    previous = latest(read_all(run_dir, "generate-*.jsonl"))
+    for m in methods:  # a method name must keep meaning the same clips (external:DIR is named by DIR's name)
+        source = method_source(get_method(m))
+        known = {r.get("source") for (name, _), r in previous.items() if name == get_method(m).name}
+        if source is not None and known and known != {source}:
+            raise RunFolderError(f"{run_dir}: {get_method(m).name} in this folder came from {known.pop()}, "
+                                 f"not {source}; use another --out")
+    reference = default_reference(args.reference_method, names + [k[0] for k in previous])
+    if reference is not None and reference not in names + [k[0] for k in previous]:
+        raise UsageError(f"--reference-method {reference!r} is neither run nor in {run_dir} ({', '.join(names)})")
     if args.dataset == "synthetic" and not args.data_root and not root.exists() and rank == 0:
         from tempotokens.data.synthetic import make_synthetic
 
@@ -265,12 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "score" in stages:
         stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors)
     if "summarize" in stages:
-        write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
-                            "protocol": protocol.to_record(), "protocol_label": protocol.label,
-                            "variant": args.variant, "reference_method": reference, "methods": names,
-                            "world_size": world, "args": vars(args)})
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
                                reference=reference)
+        write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
+                            "protocol": protocol.to_record(), "protocol_label": protocol.label,
+                            "variant": args.variant, "reference_method": rows[0]["reference"] if rows else None,
+                            "methods": [r["method"] for r in rows], "methods_run_last": names,
+                            "world_size": world, "args": vars(args)})
         print_table(rows)
         print(f"summary: {run_dir / 'summary.csv'}")
     return 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from avalign.stats import bootstrap_ci, summarize
 
-COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "av_align",
+COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "n_scored", "av_align",
            "av_align_ci_low", "av_align_ci_high", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
            "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s",
            "clips_per_hour", "device")
@@ -55,7 +55,8 @@ def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict]
         s = summarize({"status": r["status"], "score": (r["avalign"] or {}).get("score")} for r in mine)
         row: dict[str, Any] = {
             "dataset": dataset, "method": m, "role": mine[0].get("role", "compared"), "protocol": protocol,
-            "variant": variant, "n": s.n, "n_undefined": s.n_undefined, "n_error": s.n_error, "av_align": s.mean,
+            "variant": variant, "n": s.n, "n_undefined": s.n_undefined, "n_error": s.n_error, "n_scored": s.n_scored,
+            "av_align": s.mean,
             "av_align_ci_low": s.ci_low, "av_align_ci_high": s.ci_high, "reference": reference if ref_scores is not None
             else None, "device": mine[0]["device"],
         }
@@ -88,14 +89,15 @@ def resource_figures(records: Sequence[dict], loads: Sequence[dict]) -> dict[str
 
 
 def write_summary(path: Path, rows: Sequence[dict]) -> None:
-    """``summary.csv`` (atomically): floats to 6 significant digits, None as an empty cell."""
+    """``summary.csv`` (atomically): floats to 6 significant digits; None and NaN (no value: no
+    scored clip, no paired clip, not a generating method) as an empty cell."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
+            writer.writerow({k: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                             (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     os.replace(tmp, path)
 
 

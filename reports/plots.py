@@ -41,6 +41,33 @@ def _groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys((r["dataset"], r["protocol"], r["variant"]) for r in rows))
 
 
+def n_scored(row: dict) -> int:
+    """Clips with a score (what a bar's mean is over): errors and undefined clips are left out."""
+    value = row.get("n_scored", float("nan"))
+    if isinstance(value, float) and math.isnan(value):
+        value = row["n"] - row["n_error"] - row["n_undefined"]
+    return int(value)
+
+
+def value_labels(values: Sequence[float], fmt: str) -> list[str]:
+    """The label over each bar: the value, or "—" where a row has none (never a 0)."""
+    return [DASH if v is None or math.isnan(v) else format(v, fmt) for v in values]
+
+
+def stage_means(profiles: Sequence[dict], order: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``{method: {stage: mean seconds per clip}}`` over the ``kind: "clip"`` profiles (a stage a clip
+    did not run counts 0 s), plus ``"step"``: the mean seconds of one denoising step."""
+    clips = [p for p in profiles if p.get("kind") == "clip"]
+    out = {}
+    for m in order:
+        mine = [p for p in clips if p["method"] == m]
+        if mine:
+            out[m] = {stage: float(np.mean([p["stages_s"].get(stage, 0.0) for p in mine])) for stage in STAGES}
+            steps = [s for p in mine for s in p.get("step_s", [])]
+            out[m]["step"] = float(np.mean(steps)) if steps else float("nan")
+    return out
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -64,11 +91,12 @@ def plot_av_align(rows: Sequence[dict], path: Path) -> Path:
         for xi, m, h, r in zip(x, mean, high, mine):
             top = max(0 if math.isnan(m) else m, 0 if math.isnan(h) else h)
             value = DASH if math.isnan(m) else f"{m:.2f}"
-            ax.text(xi, top + 0.02, f"{value}\nn={int(r['n'])}", ha="center", va="bottom", fontsize=7)
+            ax.text(xi, top + 0.02, f"{value}\nn={n_scored(r)}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, [f"{r['method']}\n({r.get('role') or 'compared'})" for r in mine], rotation=30, ha="right",
                       fontsize=7)
         ax.set_ylim(0, max(1.2, np.nanmax(high) + 0.2 if np.isfinite(high).any() else 1.2))
-        ax.set_title(f"{group[0]}: AV-Align (95% bootstrap CI)\n{how(group[1], group[2])}", fontsize=9)
+        ax.set_title(f"{group[0]}: AV-Align (95% bootstrap CI; n = clips with a score)\n{how(group[1], group[2])}",
+                     fontsize=9)
         ax.set_ylabel("AV-Align")
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -80,10 +108,9 @@ def _bars_or_dash(ax, x, values, colors, fmt: str) -> None:
     have = ~np.isnan(values)
     ax.bar(x[have], values[have], color=[c for c, h in zip(colors, have) if h])
     top = np.nanmax(values) if have.any() else 1.0
-    for xi, v in zip(x, values):
-        missing = math.isnan(v)
-        ax.text(xi, (0 if missing else v) + 0.02 * top, DASH if missing else format(v, fmt), ha="center",
-                va="bottom", fontsize=14 if missing else 7)
+    for xi, v, label in zip(x, values, value_labels(values, fmt)):
+        missing = label == DASH
+        ax.text(xi, (0 if missing else v) + 0.02 * top, label, ha="center", va="bottom", fontsize=14 if missing else 7)
 
 
 def plot_time_memory(rows: Sequence[dict], path: Path) -> Path:
@@ -139,7 +166,8 @@ def plot_profile(profiles: Sequence[dict], order: Sequence[str], path: Path, tit
     """Where each generating method's time goes: mean seconds per clip and stage, stacked; on a GPU
     also the peak memory of each stage.  None when no method was profiled."""
     clips = [p for p in profiles if p.get("kind") == "clip"]
-    methods = [m for m in order if any(p["method"] == m for p in clips)]
+    means = stage_means(profiles, order)
+    methods = list(means)
     if not methods:
         return None
     plt = _plt()
@@ -150,12 +178,12 @@ def plot_profile(profiles: Sequence[dict], order: Sequence[str], path: Path, tit
     bottom = np.zeros(len(methods))
     n = [sum(p["method"] == m for p in clips) for m in methods]
     for stage, color in zip(STAGES, STAGE_COLORS):
-        secs = np.array([np.mean([p["stages_s"].get(stage, 0.0) for p in clips if p["method"] == m])
-                         for m in methods])
+        secs = np.array([means[m][stage] for m in methods])
         axes[0][0].bar(x, secs, bottom=bottom, color=color, label=stage.replace("_", " "))
         bottom += secs
-    for xi, total, k in zip(x, bottom, n):
-        axes[0][0].text(xi, total, f"{total:.2f} s\nn={k}", ha="center", va="bottom", fontsize=7)
+    for xi, total, k, m in zip(x, bottom, n, methods):
+        axes[0][0].text(xi, total, f"{total:.2f} s\n{means[m]['step']:.3f} s/step\nn={k}", ha="center",
+                        va="bottom", fontsize=7)
     axes[0][0].set_ylabel("seconds per clip (mean)")
     axes[0][0].set_ylim(0, bottom.max() * 1.6)
     axes[0][0].legend(fontsize=7, ncols=3, loc="upper center")

@@ -35,7 +35,7 @@ COLUMNS = (
     ("load_s", "load s", "min"),
     ("device", "device", None),
 )
-NUMERIC = ("n", "n_undefined", "n_error", "av_align", "av_align_ci_low", "av_align_ci_high", "n_paired", "delta",
+NUMERIC = ("n", "n_undefined", "n_error", "n_scored", "av_align", "av_align_ci_low", "av_align_ci_high", "n_paired", "delta",
            "delta_ci_low", "delta_ci_high", "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50",
            "s_per_clip_p90", "frames_per_s", "clips_per_hour")
 

@@ -85,6 +85,10 @@ def test_cover_crop_by_hand():
     small = np.arange(200, dtype=np.uint8).reshape(10, 20)
     assert np.array_equal(cover_crop(small[None], 40, 40)[0],
                           cv2.resize(small, (80, 40), interpolation=cv2.INTER_AREA)[:, 20:60])
+    # an oracle without OpenCV: 64 x 128 to 32 x 32 halves both sides (INTER_AREA averages 2x2 blocks,
+    # exact when each block is one value), then crops columns 16..47 of the 64
+    blocks = np.random.default_rng(0).integers(0, 256, (32, 64), dtype=np.uint8)
+    assert np.array_equal(cover_crop(blocks.repeat(2, 0).repeat(2, 1)[None], 32, 32)[0], blocks[:, 16:48])
     colour = np.zeros((2, 60, 100, 3), np.uint8)
     assert cover_crop(colour, 32, 48).shape == (2, 32, 48, 3)
 

@@ -184,10 +184,31 @@ def test_retry_errors_regenerates_and_rescores(tiny_dir, data_root, tmp_path):
         shutil.copy(mp4, ext / mp4.name)
     assert main(args) == 0
     assert _rows(run)["external:ext"]["n_error"] == "3"  # without --retry-errors, errors count as done
-    assert main([*args, "--retry-errors"]) == 0
+    assert _rows(run)["external:ext"]["av_align"] == ""  # no clip scored: an empty cell, not "nan"
+    # regenerate in one call, score in another: a regenerated clip is always rescored
+    assert main([*args, "--retry-errors", "--stages", "generate"]) == 0
+    assert main([*args, "--stages", "score,summarize"]) == 0
     rows = _rows(run)
     assert rows["external:ext"]["n_error"] == "0" and rows["external:ext"]["av_align"] == rows["ground_truth"]["av_align"]
-    assert rows["external:ext"]["n"] == "3"  # the newest attempt replaces the error, no duplicate
+    assert rows["external:ext"]["n"] == rows["external:ext"]["n_scored"] == "3"  # newest attempt only, no duplicate
+    # another folder of the same name is not the same method: refused, nothing written
+    other = tmp_path / "elsewhere" / "ext"
+    shutil.copytree(ext, other)
+    before = _snapshot(run)
+    assert main([*args[:-1], f"ground_truth,external:{other}"]) == 2
+    assert _snapshot(run) == before
+
+
+def test_summarize_of_some_methods_keeps_the_reference(run, tiny_dir, data_root):
+    """A later call with only some methods still summarizes the whole folder against text_to_video."""
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(run), *SMALL,
+            "--methods", "ground_truth", "--stages", "summarize"]
+    assert main(args) == 0
+    rows = _rows(run)
+    assert len(rows) == 8 and {r["reference"] for r in rows.values()} == {"text_to_video"}
+    assert rows["ground_truth"]["delta"] != "" and rows["tempotokens"]["delta"] != ""
+    env = json.loads((run / "env.json").read_text())
+    assert env["reference_method"] == "text_to_video" and len(env["methods"]) == 8
 
 
 def test_folder_dataset(tiny_dir, tmp_path):
@@ -217,7 +238,8 @@ def test_folder_dataset(tiny_dir, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing_root", "empty_root", "missing_csv", "no_test_clips", "unknown_method",
-                                  "bad_stages", "bad_reference", "no_root_for_vggsound"])
+                                  "bad_stages", "bad_reference", "no_root_for_vggsound", "fps_0", "num_clips_-1",
+                                  "workers_0", "steps_0"])
 def test_clean_failures(case, tmp_path, tiny_dir, data_root, capsys):
     root = data_root
     extra: list[str] = []
@@ -244,6 +266,9 @@ def test_clean_failures(case, tmp_path, tiny_dir, data_root, capsys):
         extra = ["--methods", "ground_truth", "--reference-method", "text_to_video"]
     elif case == "no_root_for_vggsound":
         dataset = "vggsound"
+    elif "_" in case and case.split("_")[-1].lstrip("-").isdigit():  # a bad number: fps_0, num_clips_-1, ...
+        name, value = case.rsplit("_", 1)
+        extra = [f"--{name.replace('_', '-')}", value]
     argv = ["--dataset", dataset, "--model", str(tiny_dir), "--out", str(tmp_path / "out"), *SMALL, *extra]
     if case != "no_root_for_vggsound":
         argv += ["--data-root", str(root)]

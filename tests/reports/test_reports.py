@@ -86,8 +86,37 @@ def test_missing_run(tmp_path, capsys):
     assert "no summary.csv" in capsys.readouterr().err
 
 
+def test_stage_means_by_hand():
+    from reports.plots import stage_means
+
+    def clip(method, denoise, steps, audio=None):
+        stages = {"prompt_encoding": 0.1, "denoising": denoise, "vae_decoding": 0.3, "writing": 0.05}
+        if audio is not None:
+            stages["audio_encoding"] = audio
+        return {"kind": "clip", "method": method, "clip_id": "x", "stages_s": stages, "step_s": steps}
+
+    profiles = [clip("a", 2.0, [1.0, 1.0], audio=0.2), clip("a", 4.0, [2.0, 2.0], audio=0.4),
+                clip("t", 1.0, [0.5, 0.5]), {"kind": "load", "method": "a", "load_s": 9.0}]
+    means = stage_means(profiles, ["a", "t", "absent"])
+    assert set(means) == {"a", "t"}
+    assert means["a"] == pytest.approx({"audio_encoding": 0.3, "prompt_encoding": 0.1, "denoising": 3.0,
+                                        "vae_decoding": 0.3, "writing": 0.05, "step": 1.5})
+    assert means["t"]["audio_encoding"] == 0.0 and means["t"]["step"] == 0.5  # text-only: no audio stage
+
+
+def test_labels_and_counts_on_bars():
+    from reports.plots import n_scored, value_labels
+
+    assert value_labels([1.234, NAN, None], ".1f") == ["1.2", "—", "—"]  # a missing figure is never a 0
+    row = _row("m", 0.5, 1.0, 10.0)
+    row.update(n=5.0, n_error=2.0, n_undefined=1.0, n_scored=NAN)
+    assert n_scored(row) == 2  # the mean is over the clips with a score, and so is the n shown
+    row["n_scored"] = 3.0
+    assert n_scored(row) == 3
+
+
 @pytest.mark.parametrize("stages", [1, 2])
-def test_profile_plot_stacks_stages(tmp_path, stages):
+def test_profile_plot(tmp_path, stages):
     from reports.plots import plot_profile
 
     clip = {"kind": "clip", "method": "m", "clip_id": "a",
