@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from avalign.media import MediaError, load_audio, probe_video, read_video_frames
-from avalign.protocol import cover_crop
+from avalign.protocol import cover_crop, source_index
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +164,20 @@ def index_folder(root: str | os.PathLike) -> list[ClipInfo]:
 
 
 class AudioVideoClips(torch.utils.data.Dataset):
-    """N consecutive frames and exactly the audio span they cover.
+    """``num_frames`` frames and exactly the audio span they cover.
+
+    With ``fps`` None (the authors' way) the frames are consecutive native frames; with ``fps`` they
+    are sampled by timestamp with the AV-Align protocol's re-timing rule: frame ``k`` is source frame
+    ``start + floor(k * src_fps / fps + 0.5)`` (:func:`avalign.protocol.source_index`), so training
+    sees the time scale generation uses.  The audio span starts at ``start / src_fps`` and lasts
+    ``num_frames / fps`` seconds (``num_frames / src_fps`` without ``fps``).
 
     An item is a dict: ``pixel_values`` ``(N, 3, H, W)`` float in [-1, 1], ``audio`` ``(S,)`` float32
-    at ``sample_rate`` (``S = round(N / fps * sample_rate)``, from the video's real fps),
-    ``clip_id``, ``label``, ``prompt``, ``fps``, ``start_frame``.  A clip that cannot be used
-    (unreadable, too short, no audio) gives ``{"clip_id", "error"}`` instead; the collate function
-    drops it and the trainer logs the reason — it is never replaced by another clip.
+    at ``sample_rate``, ``clip_id``, ``label``, ``prompt``, ``fps`` (of the frames), ``start_frame``.
+    A clip with a media problem (unreadable, too short, no audio: :class:`~avalign.media.MediaError`)
+    gives ``{"clip_id", "error"}`` instead; the collate function drops it and the trainer logs the
+    reason — it is never replaced by another clip.  Any other exception (a missing dependency, a
+    programming error) propagates and stops the run.
 
     ``random_start`` draws the first frame from ``(seed, epoch, index)`` (set :attr:`epoch` before
     each epoch), so a run is reproducible and resumable; otherwise clips start at frame 0.
@@ -179,33 +185,46 @@ class AudioVideoClips(torch.utils.data.Dataset):
 
     def __init__(self, clips: Sequence[ClipInfo], num_frames: int, height: int, width: int,
                  sample_rate: int = 16000, random_start: bool = True, seed: int = 0,
-                 fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>"):
+                 fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>",
+                 fps: float | None = None):
         self.clips, self.num_frames, self.height, self.width = list(clips), num_frames, height, width
         self.sample_rate, self.random_start, self.seed, self.epoch = sample_rate, random_start, seed, 0
-        self.fallback_prompt = fallback_prompt
+        self.fallback_prompt, self.fps = fallback_prompt, fps
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def start_frame(self, index: int, n_frames: int) -> int:
-        if not self.random_start or n_frames <= self.num_frames:
+    def offsets(self, src_fps: float) -> list[int]:
+        """Source-frame offsets of the item's frames from its first frame."""
+        if self.fps is None:
+            return list(range(self.num_frames))
+        return [source_index(k, src_fps, self.fps) for k in range(self.num_frames)]
+
+    def start_frame(self, index: int, n_frames: int, span: int | None = None) -> int:
+        """First source frame of item ``index``: 0, or drawn from ``(seed, epoch, index)`` among the
+        starts that leave ``span`` source frames (default ``num_frames``)."""
+        span = self.num_frames if span is None else span
+        if not self.random_start or n_frames <= span:
             return 0
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return int(rng.integers(0, n_frames - self.num_frames + 1))
+        return int(rng.integers(0, n_frames - span + 1))
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
         try:
-            fps, n_frames = probe_video(clip.video)
-            if n_frames and n_frames < self.num_frames:
-                raise MediaError(clip.video, f"has {n_frames} frames, needs {self.num_frames}")
-            start = self.start_frame(index, n_frames)
-            frames, fps = read_video_frames(clip.video, start, self.num_frames)
-            audio, _ = load_audio(clip.audio or clip.video, self.sample_rate, start_s=start / fps,
+            src_fps, n_frames = probe_video(clip.video)
+            offsets = self.offsets(src_fps)
+            span = offsets[-1] + 1
+            if n_frames and n_frames < span:
+                raise MediaError(clip.video, f"has {n_frames} frames, needs {span}")
+            start = self.start_frame(index, n_frames, span)
+            frames, src_fps = read_video_frames(clip.video, start, span)
+            frames = frames[offsets]
+            fps = self.fps or src_fps
+            audio, _ = load_audio(clip.audio or clip.video, self.sample_rate, start_s=start / src_fps,
                                   duration_s=self.num_frames / fps)
-        except Exception as exc:  # recorded by the caller, never replaced by another clip
-            reason = str(exc) if isinstance(exc, MediaError) else f"{clip.video}: {type(exc).__name__}: {exc}"
-            return {"clip_id": clip.clip_id, "error": " ".join(reason.split())}
+        except MediaError as exc:  # recorded by the caller, never replaced by another clip
+            return {"clip_id": clip.clip_id, "error": " ".join(str(exc).split())}
         pixels = cover_crop(frames, self.height, self.width)  # the AV-Align protocol's own resize
         pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {"pixel_values": pixels, "audio": torch.from_numpy(audio), "clip_id": clip.clip_id,

@@ -22,12 +22,17 @@ class DataConfig:
     csv: str | None = None  #: split table (default: ROOT/<dataset>.csv)
     classes: list[str] | None = None  #: labels to keep (null: all)
     exclude_ids: str | None = None  #: VGGSound's unmatch_videos.pkl (or a text file of ids)
-    num_frames: int = 24  #: consecutive frames per item
+    num_frames: int = 24  #: frames per item
+    #: frames/s the item's frames are sampled at (the AV-Align protocol's re-timing rule), with exactly
+    #: the audio they cover; null: consecutive native frames (the authors' way, 0.8-1.0 s for 24 frames)
+    fps: float | None = None
     height: int = 256  #: pixels after resize + center crop
     width: int = 384
     random_start: bool = True  #: random first frame per epoch (from the seed); false: frame 0
     num_workers: int = 0  #: DataLoader worker processes
     make_synthetic: int = 0  #: if > 0 and ROOT is missing, write this many synthetic clips there
+    #: stop (exit 2) after this many unusable items in a row; the message names the last reasons
+    max_consecutive_skips: int = 64
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class ValidationConfig:
     steps: int = 200  #: validate every N steps (0: never)
     num_clips: int = 4  #: held-out (test split) clips generated each time
     num_frames: int = 24
-    fps: float = 12.0
+    fps: float | None = None  #: null: data.fps (12 when that is null too); must equal data.fps when both are set
     height: int = 384
     width: int = 384
     num_inference_steps: int = 25
@@ -88,7 +93,7 @@ class TrainConfig:
     max_steps: int = 100000
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "no"  #: no | fp16 | bf16
-    gradient_checkpointing: bool = True  #: on the frozen UNet (saves memory)
+    gradient_checkpointing: bool = True  #: on the frozen UNet's down/mid/up blocks (saves memory)
     checkpointing_steps: int = 1000  #: save adaptor + training state every N steps
     checkpoints_total_limit: int | None = None  #: keep only the newest N checkpoints
     fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>"
@@ -114,7 +119,17 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         layers.append(OmegaConf.load(p))
     layers.append(OmegaConf.from_dotlist(list(overrides)))
     merged = OmegaConf.merge(*layers)
-    return OmegaConf.to_object(merged)
+    cfg = OmegaConf.to_object(merged)
+    if cfg.data.fps is not None and cfg.validation.fps is not None and cfg.validation.fps != cfg.data.fps:
+        raise ValueError(f"validation.fps {cfg.validation.fps} differs from data.fps {cfg.data.fps}: validation "
+                         "generates at the time scale of training (set one, or both equal)")
+    return cfg
+
+
+def validation_fps(cfg: TrainConfig) -> float:
+    """The frame rate validation generates at: the training data's when it has one, else
+    ``validation.fps``, else 12 (the authors')."""
+    return float(cfg.data.fps or cfg.validation.fps or 12.0)
 
 
 def to_yaml(cfg: TrainConfig) -> str:

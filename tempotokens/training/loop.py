@@ -3,9 +3,16 @@
 What is trained is the paper's: the adaptor only; BEATs, CLIP, the VAE and the UNet are frozen
 (never wrapped for DDP).  Loss = noise-prediction MSE + ``l1_weight * mean|temporal tokens|``.
 
-Every random draw of step ``k`` (latent sample, noise, timesteps, dropout) comes from a generator
-seeded by ``(seed, k)``, and each epoch's order and clip starts from ``(seed, epoch)``, so a run
-stopped at step k and resumed (``--resume``) ends with exactly the weights of an uninterrupted run.
+Every random draw of step ``k`` on process ``r`` (latent sample, noise, timesteps, dropout) comes
+from a generator seeded by ``(seed, k, r)``, each epoch's order and clip starts from
+``(seed, epoch)``, and the adaptor's initial weights from ``seed`` alone (whatever ran before), so a
+run stopped at step k and resumed (``--resume``) ends with exactly the weights of an uninterrupted
+run, and N processes draw N different timesteps and noises per step.
+
+Bad data never hangs a run: only media problems are skipped (and logged, from every process, in
+``skipped.jsonl``); ``data.max_consecutive_skips`` unusable items in a row, or an epoch without one
+usable item, stop the run with :class:`DataError` (exit status 2).  A step is taken only when every
+process has a usable batch, so all processes take the same number of optimizer steps.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import math
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -28,13 +36,19 @@ from ..adaptor import AudioTokenAdaptor
 from ..conditioning import encode_with_audio, pack_frames, with_placeholders
 from ..data.datasets import AudioVideoClips, collate, index_dataset, read_id_list
 from .cache import FeatureCache
-from .config import TrainConfig, to_yaml
+from .checkpointing import install_checkpointing
+from .config import TrainConfig, to_yaml, validation_fps
 
 logger = logging.getLogger(__name__)
 
 
-def step_seed(seed: int, step: int) -> int:
-    return (seed * 1_000_003 + step) % (2**63)
+class DataError(ValueError):
+    """Training data that cannot feed the run (too many unusable items, none usable): exit status 2."""
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of every random draw of ``step`` on process ``rank``."""
+    return (seed * 1_000_003 + step * 1_009 + rank) % (2**63)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -99,13 +113,7 @@ class Trainer:
             acc.wait_for_everyone()
         beats = load_beats(cfg.beats or model / "beats")
         width = json.loads((model / "text_encoder" / "config.json").read_text())["hidden_size"]
-        if cfg.adaptor.init:
-            adaptor = load_adaptor(cfg.adaptor.init)
-        else:
-            adaptor = AudioTokenAdaptor(
-                input_size=beats.config.encoder_layers * beats.config.encoder_embed_dim,
-                hidden_size=cfg.adaptor.hidden_size, output_size=width, num_frames=cfg.data.num_frames,
-                token_pooling=cfg.adaptor.token_pooling, fga_dropout=cfg.adaptor.fga_dropout)
+        adaptor = self._initial_adaptor(beats, width)
         pipe = AudioToVideoPipeline.from_pretrained(model, beats=beats, adaptor=adaptor, use_dpm_solver=False)
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32)
         for frozen in (pipe.vae, pipe.text_encoder, pipe.unet):
@@ -113,8 +121,7 @@ class Trainer:
             if self.weight_dtype != torch.float32:
                 frozen.to(self.weight_dtype)
         pipe.beats.requires_grad_(False).eval().to(acc.device)  # the audio front end stays in fp32
-        if cfg.gradient_checkpointing:
-            pipe.unet.enable_gradient_checkpointing()
+        self.checkpointing = install_checkpointing(pipe.unet) if cfg.gradient_checkpointing else None
         self.pipe = pipe
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         self.val_scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
@@ -133,6 +140,29 @@ class Trainer:
         if cfg.lora.rank > 0:
             pipe.unet = acc.prepare(pipe.unet)
         self.trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _initial_adaptor(self, beats, width: int) -> AudioTokenAdaptor:
+        """A fresh adaptor seeded from the config seed alone (the global RNG is left as it was), or
+        ``adaptor.init`` with the config's ``num_frames`` and ``fga_dropout`` (its ``token_pooling``
+        must be the config's)."""
+        from ..pipeline import load_adaptor
+
+        cfg = self.cfg
+        if cfg.adaptor.init:
+            loaded = load_adaptor(cfg.adaptor.init)
+            if loaded.config.token_pooling != cfg.adaptor.token_pooling:
+                raise ValueError(f"adaptor.init {cfg.adaptor.init} pools tokens {loaded.config.token_pooling!r}, "
+                                 f"the config says {cfg.adaptor.token_pooling!r}")
+            config = {**loaded.config, "num_frames": cfg.data.num_frames, "fga_dropout": cfg.adaptor.fga_dropout}
+            adaptor = AudioTokenAdaptor.from_config(config)
+            adaptor.load_state_dict(loaded.state_dict())
+            return adaptor
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            return AudioTokenAdaptor(
+                input_size=beats.config.encoder_layers * beats.config.encoder_embed_dim,
+                hidden_size=cfg.adaptor.hidden_size, output_size=width, num_frames=cfg.data.num_frames,
+                token_pooling=cfg.adaptor.token_pooling, fga_dropout=cfg.adaptor.fga_dropout)
 
     def _add_lora(self, unet) -> list[torch.nn.Parameter]:
         """LoRA adapters (peft) on the UNet's attention projections; returns their parameters (fp32)."""
@@ -168,7 +198,7 @@ class Trainer:
         self.val_clips = index_dataset(split="test", **index)[: cfg.validation.num_clips]
         self.dataset = AudioVideoClips(train_clips, cfg.data.num_frames, cfg.data.height, cfg.data.width,
                                        random_start=cfg.data.random_start, seed=cfg.seed,
-                                       fallback_prompt=cfg.fallback_prompt)
+                                       fallback_prompt=cfg.fallback_prompt, fps=cfg.data.fps)
         self.sampler = EpochSampler(len(self.dataset), cfg.seed)
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
                                              collate_fn=collate, num_workers=cfg.data.num_workers)
@@ -207,10 +237,11 @@ class Trainer:
         return latents.to(dev), feats.to(dev), mask.to(dev)
 
     def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, mse, l1) of a batch, every random draw seeded by ``(seed, step)``."""
+        """(loss, mse, l1) of a batch, every random draw seeded by ``(seed, step, process)``."""
         cfg, pipe, dev = self.cfg, self.pipe, self.accelerator.device
-        gen = torch.Generator().manual_seed(step_seed(cfg.seed, step))
-        torch.manual_seed(step_seed(cfg.seed, step) + 1)  # the adaptor's dropout
+        seed = step_seed(cfg.seed, step, self.accelerator.process_index)
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed + 1)  # the adaptor's dropout
         latents, feats, mask = self._encode_batch(batch, gen)
         B, Fn = latents.shape[0], latents.shape[2]
         noise = torch.randn(latents.shape, generator=gen).to(dev)
@@ -304,11 +335,12 @@ class Trainer:
         val.set_progress_bar_config(disable=True)
         folder = self.out / "validation" / f"step-{step}"
         written = []
+        fps = validation_fps(cfg)  # the time scale training sees
         for i, clip in enumerate(self.val_clips):
-            out = val(audio=clip.audio or clip.video, num_frames=v.num_frames, fps=v.fps, height=v.height,
+            out = val(audio=clip.audio or clip.video, num_frames=v.num_frames, fps=fps, height=v.height,
                       width=v.width, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
                       generator=torch.Generator().manual_seed(v.seed + i), output_type="uint8")
-            mp4, _ = write_clip(folder / f"{clip.clip_id}.mp4", out.frames[0], v.fps, out.audio[0],
+            mp4, _ = write_clip(folder / f"{clip.clip_id}.mp4", out.frames[0], fps, out.audio[0],
                                 out.audio_sample_rates[0])
             written.append(mp4)
         adaptor.train()
@@ -334,46 +366,82 @@ class Trainer:
         tb = _tensorboard(self.out) if acc.is_main_process else None
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not acc.is_main_process)
         per_epoch = len(self.loader)
-        while step < cfg.max_steps:
-            epoch, skip = divmod(batches_done, per_epoch)
-            self.sampler.epoch = self.dataset.epoch = epoch
-            loader = acc.skip_first_batches(self.loader, skip) if skip else self.loader
-            for batch in loader:
-                batches_done += 1
-                for clip_id, reason in batch["skipped"]:
-                    logger.warning("skipped %s: %s", clip_id, reason)
-                    if skipped:
-                        skipped.write({"step": step, "clip_id": clip_id, "reason": reason})
-                if "pixel_values" not in batch:
-                    continue
-                t0 = time.perf_counter()
-                out = self.training_step(batch, step)
-                step += 1
-                record = {"step": step, **out, "lr": self.lr_scheduler.get_last_lr()[0],
-                          "seconds": time.perf_counter() - t0, "epoch": epoch}
-                if metrics:
-                    metrics.write(record)
-                if tb:
-                    for k in ("loss", "mse", "l1", "lr"):
-                        tb.add_scalar(f"train/{k}", record[k], step)
-                bar.update()
-                bar.set_postfix(loss=f"{out['loss']:.4f}")
-                if cfg.validation.steps and step % cfg.validation.steps == 0 and self.val_clips:
-                    if acc.is_main_process:
-                        val = self.validate(step)
-                        metrics.write(val)
-                        if tb:
-                            tb.add_scalar("val/av_align", val["val_av_align"], step)
-                    acc.wait_for_everyone()
-                if step % cfg.checkpointing_steps == 0 or step >= cfg.max_steps:
-                    self.save_checkpoint(step, batches_done)
-                if step >= cfg.max_steps:
-                    break
-        bar.close()
-        for writer in (metrics, skipped, tb):
-            if writer:
-                writer.close()
+        if per_epoch == 0:
+            raise DataError(f"{cfg.data.root}: fewer training clips than processes x batch size")
+        self.unusable_in_a_row, self.last_reasons = 0, deque(maxlen=3)
+        try:
+            while step < cfg.max_steps:
+                epoch, skip = divmod(batches_done, per_epoch)
+                self.sampler.epoch = self.dataset.epoch = epoch
+                loader = acc.skip_first_batches(self.loader, skip) if skip else self.loader
+                used_this_epoch = 0
+                for batch in loader:
+                    batches_done += 1
+                    if not self._usable_everywhere(batch, step, skipped):
+                        continue
+                    used_this_epoch += 1
+                    t0 = time.perf_counter()
+                    out = self.training_step(batch, step)
+                    step += 1
+                    record = {"step": step, **out, "lr": self.lr_scheduler.get_last_lr()[0],
+                              "seconds": time.perf_counter() - t0, "epoch": epoch}
+                    if metrics:
+                        metrics.write(record)
+                    if tb:
+                        for k in ("loss", "mse", "l1", "lr"):
+                            tb.add_scalar(f"train/{k}", record[k], step)
+                    bar.update()
+                    bar.set_postfix(loss=f"{out['loss']:.4f}")
+                    if cfg.validation.steps and step % cfg.validation.steps == 0 and self.val_clips:
+                        if acc.is_main_process:
+                            val = self.validate(step)
+                            metrics.write(val)
+                            if tb:
+                                tb.add_scalar("val/av_align", val["val_av_align"], step)
+                        acc.wait_for_everyone()
+                    if step % cfg.checkpointing_steps == 0 or step >= cfg.max_steps:
+                        self.save_checkpoint(step, batches_done)
+                    if step >= cfg.max_steps:
+                        break
+                if used_this_epoch == 0 and not skip and step < cfg.max_steps:
+                    raise DataError(f"{cfg.data.root}: no usable training item in a whole epoch; last reasons: "
+                                    + "; ".join(self.last_reasons))
+        finally:
+            bar.close()
+            for writer in (metrics, skipped, tb):
+                if writer:
+                    writer.close()
+            if self.checkpointing is not None:
+                self.checkpointing.remove()
         return self.out / "adaptor"
+
+    def _usable_everywhere(self, batch: dict, step: int, skipped) -> bool:
+        """Log every process's skipped items (into process 0's ``skipped.jsonl``) and say whether every
+        process has a usable batch: a step is taken everywhere or nowhere.  Raises :class:`DataError`
+        after ``data.max_consecutive_skips`` unusable items in a row."""
+        from accelerate.utils import gather_object
+
+        acc = self.accelerator
+        rank = acc.process_index
+        mine = [(rank, clip_id, reason) for clip_id, reason in batch["skipped"]]
+        has = "pixel_values" in batch
+        if acc.num_processes > 1:
+            mine, flags = gather_object(mine), gather_object([has])
+        else:
+            flags = [has]
+        for r, clip_id, reason in mine:
+            logger.warning("skipped %s (process %d): %s", clip_id, r, reason)
+            self.last_reasons.append(reason)
+            if skipped:
+                skipped.write({"step": step, "clip_id": clip_id, "reason": reason, "process": r})
+        self.unusable_in_a_row = self.unusable_in_a_row + len(mine) if not any(flags) else 0
+        limit = self.cfg.data.max_consecutive_skips
+        if self.unusable_in_a_row >= limit:
+            raise DataError(f"{self.unusable_in_a_row} training items in a row were unusable "
+                            f"(data.max_consecutive_skips = {limit}); last reasons: " + "; ".join(self.last_reasons))
+        if not all(flags) and any(flags):
+            logger.warning("step %d: a process has no usable item in its batch; every process skips it", step)
+        return all(flags)
 
 
 def _tensorboard(folder: Path):
