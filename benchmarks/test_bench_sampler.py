@@ -57,21 +57,23 @@ def test_sampler(benchmark, pipe, mode):
     benchmark.extra_info.update(seconds_per_step=best / STEPS, frames_per_s=FRAMES / best)
 
 
-@pytest.mark.parametrize("conditioning", ["plain", "packed"])
+@pytest.mark.parametrize("conditioning", ["plain", "packed", "frame_states"])
 def test_unet_step(benchmark, pipe, conditioning):
-    from tempotokens.conditioning import pack_frames
+    from tempotokens.frame_attention import pack_frames
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     sample = torch.randn(2, 4, FRAMES, 16, 16)  # a CFG pair
-    if conditioning == "plain":
-        states = torch.randn(2, 77, 32)
-    else:
-        states = pack_frames(torch.randn(2 * FRAMES, 77, 32), FRAMES)
+    rows = torch.randn(2 * FRAMES, 77, 32)
+    states, kwargs = torch.randn(2, 77, 32), None
+    if conditioning == "packed":  # the earlier O(F^2) layout
+        states = pack_frames(rows, FRAMES)
+    elif conditioning == "frame_states":
+        states, kwargs = rows[::FRAMES], {"frame_states": rows}
 
     def step():
         with torch.no_grad():
-            return pipe.unet(sample, 500, encoder_hidden_states=states).sample
+            return pipe.unet(sample, 500, encoder_hidden_states=states, cross_attention_kwargs=kwargs).sample
 
     benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=1)
     _unet[conditioning] = benchmark.stats.stats.min

@@ -193,3 +193,15 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         temporal = self.fc4(F.gelu(pooled))
         local = tuple(local_window_matrix(F_, r, temporal.device).to(temporal.dtype) @ temporal for r in LOCAL_RADII)
         return AdaptorOutput(temporal=temporal, local=local, class_token=self.fga(temporal))
+
+
+def load_adaptor(source: "str | os.PathLike | AudioTokenAdaptor") -> AudioTokenAdaptor:
+    """An adaptor from the authors' ``learned_embeds.pth`` state dict or one of our ``save_pretrained``
+    folders (an instance is passed through)."""
+    from pathlib import Path
+
+    if isinstance(source, AudioTokenAdaptor):
+        return source
+    if Path(source).is_dir():
+        return AudioTokenAdaptor.from_pretrained(source).eval()
+    return AudioTokenAdaptor.from_reference_checkpoint(source)

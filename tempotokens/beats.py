@@ -312,3 +312,13 @@ class BEATs(ModelMixin, ConfigMixin):
                 logits = logits.mean(dim=1)
             probs = torch.sigmoid(logits)
         return BEATsOutput(last_hidden_state=last, layers=torch.cat(outputs, dim=-1), probs=probs, padding_mask=mask)
+
+
+def load_beats(source: "str | os.PathLike | BEATs") -> BEATs:
+    """A BEATs model from an official ``.pt`` checkpoint (``{"cfg", "model"}``) or one of our
+    ``save_pretrained`` folders (an instance is passed through)."""
+    from pathlib import Path
+
+    if isinstance(source, BEATs):
+        return source
+    return BEATs.from_pretrained(source).eval() if Path(source).is_dir() else BEATs.from_checkpoint(source)

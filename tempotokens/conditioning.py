@@ -1,28 +1,25 @@
-"""Audio tokens into a stock CLIP text encoder, and per-frame conditioning of a stock UNet3D.
+"""Audio tokens into a stock CLIP text encoder: placeholder tokens and their injection.
 
-**Token injection.** Six placeholder tokens are added to the tokenizer.  While the text encoder
-runs, a forward hook on its input-embedding table overwrites every placeholder position with the
-adaptor's token for that row's frame (before CLIP adds its position embeddings, as in the
-reference).  Rows are laid out sample-major, frame-minor: row ``b * F + f`` is sample ``b``,
-frame ``f``.
+Six placeholder tokens are added to the tokenizer.  While the text encoder runs, a forward hook on
+its input-embedding table overwrites every placeholder position with the adaptor's token for that
+row's frame (before CLIP adds its position embeddings, as in the reference).  Rows are laid out
+sample-major, frame-minor: row ``b * F + f`` is sample ``b``, frame ``f``.  A prompt too long for
+the tokenizer loses words from the end of its text, never a placeholder.
 
-**Per-frame conditioning.** diffusers' ``UNet3DConditionModel`` repeats ``encoder_hidden_states``
-``(B, L, D)`` over the F frames.  We pass the F per-frame sequences packed along the sequence axis,
-``(B, F * L, D)``; after the UNet's repeat, an attention processor installed on the spatial
-cross-attentions (``attn2`` of the ``attentions`` transformers; not the temporal ones) hands frame
-``f`` its own slice ``[f * L, (f + 1) * L)``.  With ordinary ``(B, L, D)`` conditioning it does
-nothing, so one UNet serves text-only and audio conditioning.  No diffusers file is copied.
+How the per-frame rows reach the UNet is :mod:`tempotokens.frame_attention`.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .adaptor import AdaptorOutput
+
+logger = logging.getLogger(__name__)
 
 #: Placeholders in the reference's order: the frame's temporal token, four local windows, the class token.
 PLACEHOLDERS = ("<temp>", "<local1>", "<local2>", "<local3>", "<local4>", "<class>")
@@ -56,11 +53,32 @@ def with_placeholders(prompt: str | None) -> str:
     return prompt if has_placeholders(prompt) else f"{prompt} {DEFAULT_AUDIO_PROMPT}"
 
 
-def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
-    """``(N, L)`` ids, padded and truncated to the tokenizer's maximum length (77 for CLIP)."""
-    return tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
+def tokenize(tokenizer, prompts: list[str], keep_ids: Sequence[int] = ()) -> torch.Tensor:
+    """``(N, L)`` ids, padded to the tokenizer's maximum length (77 for CLIP).
+
+    A longer prompt is cut: by default at the end (the tokenizer's truncation); with ``keep_ids``
+    (the placeholders), text tokens are dropped from the end instead, so no id in ``keep_ids`` is
+    ever lost, and a warning says so.
+    """
+    max_len = tokenizer.model_max_length
+    plain = tokenizer(prompts, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt").input_ids
+    if not keep_ids:
+        return plain
+    keep = set(keep_ids)
+    for row, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, truncation=False).input_ids
+        if len(ids) <= max_len:
+            continue
+        body, excess = list(ids[1:-1]), len(ids) - max_len
+        text_positions = [i for i, t in enumerate(body) if t not in keep]
+        if len(text_positions) < excess:
+            raise ValueError(f"a prompt has more placeholder tokens than fit in {max_len} tokens: {prompt!r}")
+        drop = set(text_positions[-excess:])
+        kept = [ids[0], *(t for i, t in enumerate(body) if i not in drop), ids[-1]]
+        logger.warning("prompt longer than %d tokens: %d words' tokens cut from the end of its text, the audio "
+                       "placeholders kept: %r", max_len, excess, prompt[:80])
+        plain[row] = torch.tensor(kept, dtype=plain.dtype)
+    return plain
 
 
 def audio_token_rows(tokens: AdaptorOutput) -> list[torch.Tensor]:
@@ -108,50 +126,6 @@ def encode_with_audio(
     B, F, _ = tokens.temporal.shape
     if len(prompts) != B:
         raise ValueError(f"{len(prompts)} prompts for {B} audio clips")
-    ids = tokenize(tokenizer, prompts).repeat_interleave(F, dim=0)  # (B * F, L), sample-major
+    ids = tokenize(tokenizer, prompts, placeholder_ids).repeat_interleave(F, dim=0)  # (B * F, L), sample-major
     with inject_tokens(text_encoder, ids, placeholder_ids, audio_token_rows(tokens)):
         return encode_text(text_encoder, ids)
-
-
-def pack_frames(states: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """``(B * F, L, D)`` per-frame states → ``(B, F * L, D)``, the UNet's packed conditioning."""
-    BF, L, D = states.shape
-    return states.reshape(BF // num_frames, num_frames * L, D)
-
-
-class PerFrameCrossAttnProcessor:
-    """Spatial cross-attention where frame ``f`` attends to its own ``seq_len``-token sequence.
-
-    Hidden states arrive as ``(B * F, h * w, C)``; conditioning as ``(B * F, F * L, D)`` (packed,
-    then repeated by the UNet) or ``(B * F, L, D)`` (ordinary, passed through unchanged).
-    """
-
-    def __init__(self, seq_len: int):
-        self.seq_len = int(seq_len)
-        self.inner = AttnProcessor2_0()
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        if encoder_hidden_states is not None and encoder_hidden_states.shape[1] > self.seq_len:
-            rows, packed, dim = encoder_hidden_states.shape
-            frames = packed // self.seq_len
-            if frames * self.seq_len != packed:
-                raise ValueError(f"packed conditioning of {packed} tokens is not a multiple of {self.seq_len}")
-            index = torch.arange(rows, device=encoder_hidden_states.device) % frames
-            encoder_hidden_states = encoder_hidden_states.view(rows, frames, self.seq_len, dim)[
-                torch.arange(rows, device=encoder_hidden_states.device), index
-            ]
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
-
-
-def spatial_cross_attention_keys(unet) -> list[str]:
-    """Processor names of the UNet's spatial cross-attentions (not the temporal transformers)."""
-    return [k for k in unet.attn_processors if ".attentions." in k and k.endswith("attn2.processor")]
-
-
-def enable_per_frame_conditioning(unet, seq_len: int) -> None:
-    """Install :class:`PerFrameCrossAttnProcessor` on every spatial cross-attention (idempotent)."""
-    spatial = set(spatial_cross_attention_keys(unet))
-    processors = {
-        k: PerFrameCrossAttnProcessor(seq_len) if k in spatial else p for k, p in unet.attn_processors.items()
-    }
-    unet.set_attn_processor(processors)

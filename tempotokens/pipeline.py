@@ -21,19 +21,24 @@ from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepSchedu
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .adaptor import AudioTokenAdaptor
-from .beats import SAMPLE_RATE, BEATs
-from .profiling import OFF, StageProfiler
+from .adaptor import AudioTokenAdaptor, load_adaptor
+from .beats import SAMPLE_RATE, BEATs, load_beats
 from .conditioning import (
+    PLACEHOLDERS,
     add_placeholder_tokens,
-    enable_per_frame_conditioning,
     encode_text,
     encode_with_audio,
     has_placeholders,
-    pack_frames,
     tokenize,
     with_placeholders,
 )
+from .frame_attention import FRAME_STATES, ensure_frame_attention
+from .profiling import OFF, StageProfiler
+
+__all__ = ["AudioToVideoPipeline", "AudioToVideoPipelineOutput", "DEFAULT_SIZE", "load_adaptor", "load_beats"]
+
+#: Frame size (height, width) when neither the call nor the model folder gives one: the authors' 384x384.
+DEFAULT_SIZE = (384, 384)
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +67,6 @@ class AudioToVideoPipelineOutput(BaseOutput):
     fps: float
 
 
-def load_beats(source: str | os.PathLike | BEATs) -> BEATs:
-    """A BEATs model from an official ``.pt`` checkpoint or one of our ``save_pretrained`` folders."""
-    if isinstance(source, BEATs):
-        return source
-    return BEATs.from_pretrained(source).eval() if Path(source).is_dir() else BEATs.from_checkpoint(source)
-
-
-def load_adaptor(source: str | os.PathLike | AudioTokenAdaptor) -> AudioTokenAdaptor:
-    """An adaptor from the authors' ``.pth`` state dict or one of our ``save_pretrained`` folders."""
-    if isinstance(source, AudioTokenAdaptor):
-        return source
-    if Path(source).is_dir():
-        return AudioTokenAdaptor.from_pretrained(source).eval()
-    return AudioTokenAdaptor.from_reference_checkpoint(source)
-
-
 class AudioToVideoPipeline(DiffusionPipeline):
     """Generate videos conditioned on audio, text, or both.
 
@@ -102,15 +91,40 @@ class AudioToVideoPipeline(DiffusionPipeline):
         scheduler,
         beats: BEATs,
         adaptor: AudioTokenAdaptor,
+        default_size: Sequence[int] | None = None,
     ):
         super().__init__()
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
             beats=beats, adaptor=adaptor,
         )
-        self.placeholder_ids = add_placeholder_tokens(tokenizer, text_encoder)
-        enable_per_frame_conditioning(unet, tokenizer.model_max_length)
+        self.register_to_config(default_size=list(default_size) if default_size else None)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def prepare_conditioning(self) -> list[int]:
+        """Make the components carry audio (idempotent; cheap when already done): add the six
+        placeholder tokens to the tokenizer (growing the text encoder's embedding table), and install
+        per-frame cross-attention on the UNet (again, if ``set_attn_processor`` replaced it).  Called
+        by :meth:`from_pretrained` and before every use.  Returns the placeholder ids."""
+        if any(t not in self.tokenizer.get_vocab() for t in PLACEHOLDERS) or \
+                self.text_encoder.get_input_embeddings().num_embeddings < len(self.tokenizer):
+            add_placeholder_tokens(self.tokenizer, self.text_encoder)
+        ensure_frame_attention(self.unet, self.tokenizer.model_max_length)
+        return self.placeholder_ids
+
+    @property
+    def placeholder_ids(self) -> list[int]:
+        """Token ids of the placeholders, in :data:`~tempotokens.conditioning.PLACEHOLDERS` order."""
+        return self.tokenizer.convert_tokens_to_ids(list(PLACEHOLDERS))
+
+    def to(self, *args, **kwargs):
+        """As diffusers' ``to``, except that BEATs and the adaptor stay float32 (as the authors and our
+        trainer run them) whatever dtype the rest is cast to."""
+        pipe = super().to(*args, **kwargs)
+        for module in (pipe.beats, pipe.adaptor):
+            if module is not None and module.dtype != torch.float32:
+                module.to(torch.float32)
+        return pipe
 
     @classmethod
     def from_pretrained(
@@ -141,6 +155,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         pipe = super().from_pretrained(str(path), **kwargs)
         if use_dpm_solver and not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
             pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        pipe.prepare_conditioning()
         return pipe
 
     # ------------------------------------------------------------------------------------------
@@ -228,11 +243,12 @@ class AudioToVideoPipeline(DiffusionPipeline):
             appended, and no prompt means the placeholders alone (the reference's default).
         negative_prompt : str or list of str, optional
             The unconditional branch of classifier-free guidance (default: the empty prompt); it
-            never carries audio tokens, as in the reference.
+            never carries audio tokens, as in the reference.  A list has one per video.
         num_frames, fps : int, float
             Video length in frames, and the frame rate that maps frames to audio time.
         height, width : int, optional
-            Pixels, multiples of ``vae_scale_factor * 2``; default from the UNet's ``sample_size``.
+            Pixels, multiples of ``vae_scale_factor * 2 ** (levels - 1)``; default: the model folder's
+            ``default_size``, else the authors' 384x384 (:data:`DEFAULT_SIZE`).
         num_inference_steps, guidance_scale : int, float
             Denoising steps and the guidance weight (the reference uses 25 and 25).
         generator : torch.Generator or list, optional
@@ -250,8 +266,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be np, uint8, pt or latent, got {output_type!r}")
         if num_frames < 1 or fps <= 0:
             raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames} and {fps}")
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        default_h, default_w = self.config.get("default_size") or DEFAULT_SIZE
+        height, width = height or default_h, width or default_w
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple}, got {height}x{width}")
@@ -268,15 +284,21 @@ class AudioToVideoPipeline(DiffusionPipeline):
             prompts = prompts * batch
         if len(prompts) != batch:
             raise ValueError(f"{len(prompts)} prompts for {batch} audio clips")
+        if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) != batch:
+            raise ValueError(f"{len(negative_prompt)} negative prompts for a batch of {batch}; give one per video, "
+                             "or a single string")
+        self.prepare_conditioning()  # also after set_attn_processor replaced the UNet's processors
+        do_cfg = guidance_scale > 1.0
 
         # 2. Encode audio (once per clip) and prompts
         if spans is not None:
             with prof.stage("audio_encoding"):
                 tokens = self.encode_audio(waveform, num_frames)
         with prof.stage("prompt_encoding"):
-            cond = self.encode_prompt(prompts, negative_prompt, tokens, num_frames, batch, guidance_scale > 1.0)
-        do_cfg = guidance_scale > 1.0
+            cond, frame_states = self.encode_prompt(prompts, tokens, num_frames, negative_prompt if do_cfg else None,
+                                                    do_cfg)
         cond = cond.to(device, self.unet.dtype)
+        frame_kwargs = None if frame_states is None else {FRAME_STATES: frame_states.to(device, self.unet.dtype)}
 
         # 3. Prepare latents
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -292,7 +314,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
                 with prof.step():
                     model_in = torch.cat([latents] * 2) if do_cfg else latents
                     model_in = self.scheduler.scale_model_input(model_in, t)
-                    noise = self.unet(model_in, t, encoder_hidden_states=cond).sample
+                    noise = self.unet(model_in, t, encoder_hidden_states=cond,
+                                      cross_attention_kwargs=frame_kwargs).sample
                     if do_cfg:
                         noise_uncond, noise_cond = noise.chunk(2)
                         noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
@@ -312,22 +335,48 @@ class AudioToVideoPipeline(DiffusionPipeline):
         out = AudioToVideoPipelineOutput(frames=frames, audio=spans, audio_sample_rates=rates, fps=float(fps))
         return out if return_dict else (frames, spans)
 
-    def encode_prompt(self, prompts: list[str | None], negative_prompt, tokens, num_frames: int, batch: int,
-                        do_cfg: bool) -> torch.Tensor:
-        """Step 2's text side: the conditional rows (per frame with audio tokens) and, for classifier-free
-        guidance, the unconditional rows first."""
+    def encode_prompt(
+        self,
+        prompts: Sequence[str | None],
+        tokens=None,
+        num_frames: int = 1,
+        negative_prompt: str | Sequence[str] | None = None,
+        do_classifier_free_guidance: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Step 2's text side, shared with the trainer.
+
+        Parameters
+        ----------
+        prompts : list of str or None
+            One per video; with ``tokens`` each gets the placeholders (:func:`with_placeholders`).
+        tokens : AdaptorOutput, optional
+            The adaptor's tokens for ``num_frames`` frames (audio conditioning).
+        negative_prompt, do_classifier_free_guidance
+            With guidance, the unconditional rows (no audio) come first.
+
+        Returns
+        -------
+        encoder_hidden_states : torch.Tensor, shape (N, L, D)
+            What the UNet takes as ``encoder_hidden_states`` (N = videos, doubled with guidance).
+        frame_states : torch.Tensor of shape (N * F, L, D), or None
+            With audio, each frame's own sequence (row ``n * F + f``), for
+            ``cross_attention_kwargs={"frame_states": ...}``; None for text alone.
+        """
+        self.prepare_conditioning()
+        prompts, batch = list(prompts), len(prompts)
         if tokens is not None:
             prompts = [with_placeholders(p) for p in prompts]
-            cond = pack_frames(
-                encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids), num_frames
-            )
+            frames = encode_with_audio(self.tokenizer, self.text_encoder, prompts, tokens, self.placeholder_ids)
+            cond = frames[::num_frames]  # the UNet needs a (N, L, D); every frame's own rows are in frame_states
         else:
-            if any(has_placeholders(p) for p in prompts):
+            if any(p is not None and has_placeholders(p) for p in prompts):
                 raise ValueError("the prompt has audio placeholders but no audio was given")
-            cond = encode_text(self.text_encoder, tokenize(self.tokenizer, prompts))
-        if do_cfg:
-            negatives = negative_prompt if isinstance(negative_prompt, (list, tuple)) else [negative_prompt or ""] * batch
-            uncond = encode_text(self.text_encoder, tokenize(self.tokenizer, list(negatives)))
-            uncond = uncond.repeat(1, cond.shape[1] // uncond.shape[1], 1)  # the same rows for every frame
-            cond = torch.cat([uncond, cond])
-        return cond
+            frames, cond = None, encode_text(self.text_encoder, tokenize(self.tokenizer, [p or "" for p in prompts]))
+        if do_classifier_free_guidance:
+            negatives = list(negative_prompt) if isinstance(negative_prompt, (list, tuple)) else \
+                [negative_prompt or ""] * batch
+            uncond = encode_text(self.text_encoder, tokenize(self.tokenizer, negatives))
+            cond = torch.cat([uncond, cond.to(uncond.dtype)])
+            if frames is not None:
+                frames = torch.cat([uncond.repeat_interleave(num_frames, dim=0), frames.to(uncond.dtype)])
+        return cond, frames

@@ -62,8 +62,10 @@ def build_tiny_pipeline(seed: int = 0, num_frames: int = 8):
     beats = BEATs(embed_dim=32, encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
                   encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, predictor_class=10).eval()
     adaptor = AudioTokenAdaptor(input_size=2 * 32, hidden_size=48, output_size=32, num_frames=num_frames).eval()
-    return AudioToVideoPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                scheduler=scheduler, beats=beats, adaptor=adaptor)
+    pipe = AudioToVideoPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                scheduler=scheduler, beats=beats, adaptor=adaptor, default_size=(32, 32))
+    pipe.prepare_conditioning()
+    return pipe
 
 
 def make_tiny(out_dir: str | os.PathLike, seed: int = 0) -> Path:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
 
 from ..adaptor import AudioTokenAdaptor
-from ..conditioning import encode_with_audio, pack_frames, with_placeholders
+from ..frame_attention import FRAME_STATES
 from ..data.datasets import AudioVideoClips, collate, index_dataset, read_id_list
 from .cache import FeatureCache
 from .checkpointing import install_checkpointing
@@ -101,7 +101,8 @@ class Trainer:
         from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
         from diffusers.optimization import get_scheduler
 
-        from ..pipeline import AudioToVideoPipeline, load_adaptor, load_beats
+        from ..beats import load_beats
+        from ..pipeline import AudioToVideoPipeline
 
         cfg, acc = self.cfg, self.accelerator
         model = Path(cfg.model)
@@ -145,7 +146,7 @@ class Trainer:
         """A fresh adaptor seeded from the config seed alone (the global RNG is left as it was), or
         ``adaptor.init`` with the config's ``num_frames`` and ``fga_dropout`` (its ``token_pooling``
         must be the config's)."""
-        from ..pipeline import load_adaptor
+        from ..adaptor import load_adaptor
 
         cfg = self.cfg
         if cfg.adaptor.init:
@@ -251,10 +252,9 @@ class Trainer:
             self.noise_scheduler.get_velocity(latents, noise, t)
         with self.accelerator.autocast():
             tokens = self.adaptor(feats, num_frames=Fn, padding_mask=mask)
-            prompts = [with_placeholders(p) for p in batch["prompt"]]
-            cond = pack_frames(encode_with_audio(pipe.tokenizer, pipe.text_encoder, prompts, tokens,
-                                                 pipe.placeholder_ids), Fn)
-            pred = pipe.unet(noisy.to(self.weight_dtype), t, encoder_hidden_states=cond.to(self.weight_dtype)).sample
+            cond, frame_states = pipe.encode_prompt(batch["prompt"], tokens, Fn)  # the pipeline's own step 2
+            pred = pipe.unet(noisy.to(self.weight_dtype), t, encoder_hidden_states=cond.to(self.weight_dtype),
+                             cross_attention_kwargs={FRAME_STATES: frame_states.to(self.weight_dtype)}).sample
         mse = F.mse_loss(pred.float(), target.float())
         l1 = tokens.temporal.float().abs().mean()
         return mse + cfg.optim.l1_weight * l1, mse, l1

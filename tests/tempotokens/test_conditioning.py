@@ -7,36 +7,50 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from tempotokens.adaptor import AdaptorOutput
-from tempotokens.conditioning import (
-    PLACEHOLDERS,
-    PerFrameCrossAttnProcessor,
-    enable_per_frame_conditioning,
-    encode_text,
-    encode_with_audio,
+from tempotokens.conditioning import PLACEHOLDERS, encode_text, encode_with_audio, tokenize
+from tempotokens.frame_attention import (
+    FrameCrossAttnProcessor,
+    IgnoreFrameStates,
+    enable_frame_attention,
     pack_frames,
     spatial_cross_attention_keys,
-    tokenize,
 )
 
 
 def test_per_frame_with_identical_rows_equals_stock_broadcast(tiny_pipe):
-    """The equivalence of item 2: packed per-frame conditioning whose rows are all the same
-    gives exactly the stock UNet's output with the ordinary (B, L, D) broadcast."""
+    """Per-frame conditioning whose rows are all the same gives exactly the stock UNet's output with
+    the ordinary (B, L, D) broadcast, through frame_states and through the old packed layout."""
     from diffusers import UNet3DConditionModel
 
     stock = UNet3DConditionModel.from_config(tiny_pipe.unet.config).eval()
     stock.load_state_dict(tiny_pipe.unet.state_dict())
     ours = copy.deepcopy(stock)
-    enable_per_frame_conditioning(ours, seq_len=77)
+    enable_frame_attention(ours, seq_len=77)
     assert isinstance(stock.attn_processors[spatial_cross_attention_keys(stock)[0]], AttnProcessor2_0)
     torch.manual_seed(0)
     B, F = 2, 5
     sample, text = torch.randn(B, 4, F, 16, 16), torch.randn(B, 77, 32)
+    rows = text.repeat_interleave(F, dim=0)  # (B * F, 77, D)
     with torch.no_grad():
         expected = stock(sample, 7, encoder_hidden_states=text).sample
-        packed = pack_frames(text.repeat_interleave(F, dim=0), F)  # (B, F * 77, D)
-        assert torch.equal(ours(sample, 7, encoder_hidden_states=packed).sample, expected)
+        assert torch.equal(ours(sample, 7, encoder_hidden_states=text, cross_attention_kwargs={"frame_states": rows})
+                           .sample, expected)
+        assert torch.equal(ours(sample, 7, encoder_hidden_states=pack_frames(rows, F)).sample, expected)
         assert torch.equal(ours(sample, 7, encoder_hidden_states=text).sample, expected)  # plain text: no-op
+
+
+def test_frame_states_equal_the_packed_layout_with_distinct_rows(tiny_pipe):
+    """O(F) frame_states and the O(F^2) packed layout condition every frame identically."""
+    unet = tiny_pipe.unet
+    torch.manual_seed(2)
+    B, F = 2, 4
+    sample, rows = torch.randn(B, 4, F, 16, 16), torch.randn(B * F, 77, 32)
+    with torch.no_grad():
+        packed = unet(sample, 3, encoder_hidden_states=pack_frames(rows, F)).sample
+        frames = unet(sample, 3, encoder_hidden_states=rows[::F], cross_attention_kwargs={"frame_states": rows}).sample
+        broadcast = unet(sample, 3, encoder_hidden_states=rows[::F]).sample
+    torch.testing.assert_close(frames, packed)
+    assert not torch.allclose(frames, broadcast)  # the frames really see different tokens
 
 
 def test_only_spatial_cross_attention_is_replaced(tiny_pipe):
@@ -44,7 +58,7 @@ def test_only_spatial_cross_attention_is_replaced(tiny_pipe):
     spatial = spatial_cross_attention_keys(tiny_pipe.unet)
     assert spatial and all(".attentions." in k and "attn2" in k for k in spatial)
     for key, proc in procs.items():
-        assert isinstance(proc, PerFrameCrossAttnProcessor) == (key in spatial), key
+        assert isinstance(proc, FrameCrossAttnProcessor if key in spatial else IgnoreFrameStates), key
     assert not any("temp_attentions" in k or "transformer_in" in k for k in spatial)
 
 
@@ -56,9 +70,29 @@ def test_processor_gives_each_frame_its_own_sequence(tiny_pipe):
     rows = torch.randn(B * F, L, D)
     packed = pack_frames(rows, F).repeat_interleave(F, dim=0)  # what the UNet hands the processor
     with torch.no_grad():
-        ours = PerFrameCrossAttnProcessor(L)(attn, hidden, packed)
         plain = AttnProcessor2_0()(attn, hidden, rows)  # row r with its own sequence, explicitly
-    torch.testing.assert_close(ours, plain)
+        torch.testing.assert_close(FrameCrossAttnProcessor(L)(attn, hidden, packed), plain)
+        torch.testing.assert_close(FrameCrossAttnProcessor(L)(attn, hidden, rows[::F].repeat_interleave(F, 0),
+                                                              frame_states=rows), plain)
+    with pytest.raises(ValueError, match="rows"):
+        FrameCrossAttnProcessor(L)(attn, hidden, rows, frame_states=rows[:2])
+
+
+def test_replaced_processors_are_reinstalled_around_the_new_ones(tiny_dir):
+    """set_attn_processor after loading must not silently turn per-frame conditioning off."""
+    from tempotokens import AudioToVideoPipeline
+
+    pipe = AudioToVideoPipeline.from_pretrained(tiny_dir)
+    pipe.set_progress_bar_config(disable=True)
+    audio = torch.randn(16000).numpy() * 0.1
+    kwargs = dict(audio=audio, num_frames=4, fps=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    before = pipe(**kwargs).frames
+    pipe.unet.set_attn_processor(AttnProcessor2_0())  # e.g. another attention backend
+    kwargs["generator"] = torch.Generator().manual_seed(0)
+    after = pipe(**kwargs).frames
+    assert torch.equal(torch.from_numpy(before), torch.from_numpy(after))
+    spatial = spatial_cross_attention_keys(pipe.unet)
+    assert all(isinstance(pipe.unet.attn_processors[k].inner, AttnProcessor2_0) for k in spatial)
 
 
 def _embedding_of(pipe, word):
@@ -96,4 +130,19 @@ def test_placeholders_are_added_once(tiny_pipe):
 
 def test_packed_length_must_be_a_multiple():
     with pytest.raises(ValueError, match="multiple"):
-        PerFrameCrossAttnProcessor(77)(None, torch.zeros(2, 4, 8), torch.zeros(2, 100, 8))
+        FrameCrossAttnProcessor(77)(None, torch.zeros(2, 4, 8), torch.zeros(2, 100, 8))
+
+
+def test_long_prompts_lose_text_never_placeholders(tiny_pipe, caplog):
+    tok = tiny_pipe.tokenizer
+    ids = tiny_pipe.placeholder_ids
+    long_text = "a very long description of a scene " * 20  # byte-level: far over 77 tokens
+    prompt = f"{long_text} {' '.join(PLACEHOLDERS)}"
+    plain = tokenize(tok, [prompt])[0]
+    assert not any(int(t) in ids for t in plain)  # plain truncation would lose every placeholder
+    kept = tokenize(tok, [prompt], ids)[0]
+    assert len(kept) == tok.model_max_length and [int(t) for t in kept if int(t) in ids] == ids
+    assert int(kept[0]) == tok.bos_token_id and int(kept[-1]) == tok.eos_token_id
+    assert "cut from the end of its text" in caplog.text
+    short = "x <temp> y"
+    assert torch.equal(tokenize(tok, [short], ids), tokenize(tok, [short]))  # what fits is unchanged

@@ -69,20 +69,22 @@ def test_unconditional_branch_has_no_audio(tiny_pipe, waves, monkeypatch):
     seen = []
     real = tiny_pipe.unet.forward
 
-    def spy(sample, t, encoder_hidden_states, **kw):
-        seen.append(encoder_hidden_states.clone())
-        return real(sample, t, encoder_hidden_states=encoder_hidden_states, **kw)
+    def spy(sample, t, encoder_hidden_states, cross_attention_kwargs=None, **kw):
+        seen.append(cross_attention_kwargs["frame_states"].clone())  # (2 * F, L, D): unconditional rows first
+        return real(sample, t, encoder_hidden_states=encoder_hidden_states,
+                    cross_attention_kwargs=cross_attention_kwargs, **kw)
 
     monkeypatch.setattr(tiny_pipe.unet, "forward", spy)
     tiny_pipe(audio=waves[0], generator=_gen(0), num_inference_steps=1, num_frames=4, fps=4.0, guidance_scale=5.0)
     tiny_pipe(audio=waves[1], generator=_gen(0), num_inference_steps=1, num_frames=4, fps=4.0, guidance_scale=5.0)
-    (a,), (b,) = seen[0].chunk(2)[0:1], seen[1].chunk(2)[0:1]
+    a, b = seen[0][:4], seen[1][:4]
     assert torch.equal(a, b)  # the unconditional half does not depend on the audio
     from tempotokens.conditioning import encode_text, tokenize
 
     empty = encode_text(tiny_pipe.text_encoder, tokenize(tiny_pipe.tokenizer, [""]))
-    torch.testing.assert_close(a, empty.repeat(1, 4, 1))
-    assert not torch.equal(seen[0].chunk(2)[1], seen[1].chunk(2)[1])
+    torch.testing.assert_close(a, empty.repeat(4, 1, 1))
+    assert seen[0].shape == (8, 77, 32)  # O(F): one 77-token sequence per frame, not F of them
+    assert not torch.equal(seen[0][4:], seen[1][4:])
 
 
 def test_input_errors(tiny_pipe, waves):
@@ -165,3 +167,24 @@ def test_half_precision_on_gpu(tiny_dir, waves, dtype):
     pipe.set_progress_bar_config(disable=True)
     out = pipe(audio=waves[0], generator=torch.Generator().manual_seed(0), **KW)
     assert out.frames.shape == (1, 8, 32, 32, 3) and np.isfinite(out.frames).all()
+
+
+def test_negative_prompt_list_must_match_the_batch(tiny_pipe):
+    audio = np.zeros((2, 16000), np.float32)
+    with pytest.raises(ValueError, match="3 negative prompts for a batch of 2"):
+        tiny_pipe(audio=audio, negative_prompt=["a", "b", "c"], num_frames=2, fps=2, num_inference_steps=1)
+
+
+def test_audio_path_stays_float32_in_half_precision(tiny_dir):
+    from tempotokens import AudioToVideoPipeline
+
+    pipe = AudioToVideoPipeline.from_pretrained(tiny_dir).to(torch.bfloat16)
+    assert pipe.unet.dtype == pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.beats.dtype == pipe.adaptor.dtype == torch.float32  # as the authors and our trainer run them
+
+
+def test_default_size_is_the_folders_else_the_authors(tiny_pipe):
+    assert tiny_pipe.config.default_size == [32, 32]
+    from tempotokens.pipeline import DEFAULT_SIZE
+
+    assert DEFAULT_SIZE == (384, 384)
