@@ -113,6 +113,13 @@ class AudioToVideoPipeline(DiffusionPipeline):
         return self.placeholder_ids
 
     @property
+    def default_frame_size(self) -> tuple[int, int]:
+        """(height, width) in pixels when a call gives none: the model folder's ``default_size``
+        (``model_index.json``), else the authors' 384x384."""
+        size = self.config.get("default_size")
+        return (int(size[0]), int(size[1])) if size else DEFAULT_SIZE
+
+    @property
     def placeholder_ids(self) -> list[int]:
         """Token ids of the placeholders, in :data:`~tempotokens.conditioning.PLACEHOLDERS` order."""
         return self.tokenizer.convert_tokens_to_ids(list(PLACEHOLDERS))
@@ -266,8 +273,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be np, uint8, pt or latent, got {output_type!r}")
         if num_frames < 1 or fps <= 0:
             raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames} and {fps}")
-        default_h, default_w = self.config.get("default_size") or DEFAULT_SIZE
-        height, width = height or default_h, width or default_w
+        height, width = height or self.default_frame_size[0], width or self.default_frame_size[1]
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple}, got {height}x{width}")
