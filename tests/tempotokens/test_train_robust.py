@@ -13,6 +13,8 @@ import torch
 
 from avalign.records import read_jsonl
 from tempotokens.training.config import CONFIG_DIR, load_config
+from tests.tempotokens.test_train import _cfg as _tiny_cfg
+from tests.tempotokens.test_train import _weights as _adaptor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,16 +29,8 @@ def synthetic_root(tmp_path_factory):
 
 
 def _cfg(model, root, out, **over):
-    items = {"model": str(model), "make_tiny": True, "output_dir": str(out), "data.root": str(root),
-             "data.make_synthetic": 0, "validation.steps": 0, "max_steps": 4, "checkpointing_steps": 2,
-             "batch_size": 2, **over}
-    return load_config("tiny", [f"{k}={v}" for k, v in items.items()])
-
-
-def _adaptor(path):
-    from tempotokens import AudioTokenAdaptor
-
-    return AudioTokenAdaptor.from_pretrained(path).state_dict()
+    """The tiny config of ``test_train``, writing the model first when it is absent."""
+    return _tiny_cfg(model, root, out, **{"make_tiny": True, **over})
 
 
 def _grads(trainer, batch):
