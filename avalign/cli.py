@@ -14,6 +14,7 @@ from typing import Sequence
 
 from .media import VIDEO_EXTENSIONS
 from .parallel import Job, default_workers, score_files
+from .core import FLOW_MODES
 from .protocol import Protocol
 from .records import JsonlWriter, read_jsonl, rewrite_jsonl
 from .score import AVAlignResult
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="re-time every clip to F frames/s before scoring (default: each clip's own)")
     score.add_argument("--size", metavar="WxH",
                        help="resize every clip to cover WxH pixels, then center-crop (default: each clip's own)")
+    score.add_argument("--flow", default="farneback", choices=FLOW_MODES,
+                       help="optical flow: farneback is the reference (exact); the others are faster approximations")
     score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
     score.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
     score.add_argument("--plot", metavar="DIR", help="write a PNG timeline per clip into DIR")
@@ -119,7 +122,7 @@ def run_score(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     try:
-        protocol = Protocol.parse(args.fps, args.size)
+        protocol = Protocol.parse(args.fps, args.size, flow=args.flow)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     jobs = collect_jobs(args.paths, args.audio)

@@ -85,6 +85,27 @@ def to_gray(frame: np.ndarray, order: str = "bgr") -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(frame), code)
 
 
+#: Flow modes: ``farneback`` is the reference (exact); the others trade exactness for speed.  Downscaled
+#: modes resize the gray frames with ``cv2.INTER_AREA`` and multiply the magnitudes back to
+#: full-resolution pixels/frame, so the 0.1 threshold keeps its meaning.
+FLOW_MODES = ("farneback", "farneback-half", "farneback-quarter", "dis-ultrafast", "dis-fast")
+DEFAULT_FLOW = "farneback"
+_SCALES = {"farneback": 1.0, "farneback-half": 0.5, "farneback-quarter": 0.25}
+_DIS_PRESETS = {"dis-ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis-fast": cv2.DISOPTICAL_FLOW_PRESET_FAST}
+
+
+def check_flow_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`FLOW_MODES`, else a ValueError naming them."""
+    if mode not in FLOW_MODES:
+        raise ValueError(f"unknown flow mode {mode!r}; choose one of {', '.join(FLOW_MODES)}")
+    return mode
+
+
+def _mean_magnitude(flow: np.ndarray) -> float:
+    magnitude, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    return float(np.mean(magnitude, dtype=np.float64))
+
+
 def flow_magnitude(prev_gray: np.ndarray, next_gray: np.ndarray) -> float:
     """Mean Farneback optical-flow magnitude between two gray frames, in pixels per frame.
 
@@ -97,23 +118,34 @@ def flow_magnitude(prev_gray: np.ndarray, next_gray: np.ndarray) -> float:
     float
         Mean over all pixels of ``sqrt(dx**2 + dy**2)`` (resolution dependent).
     """
-    flow = cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, *FARNEBACK_PARAMS)
-    magnitude, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
-    return float(np.mean(magnitude, dtype=np.float64))
+    return _mean_magnitude(cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, *FARNEBACK_PARAMS))
 
 
-def pair_magnitudes(gray: Sequence[np.ndarray], start: int = 0, stop: int | None = None) -> np.ndarray:
+def pair_magnitudes(gray: Sequence[np.ndarray], start: int = 0, stop: int | None = None,
+                    mode: str = DEFAULT_FLOW) -> np.ndarray:
     """Flow magnitude of consecutive frame pairs ``(k, k+1)`` for ``k`` in ``[start, stop)``.
 
     ``stop`` defaults to ``len(gray) - 1`` (every pair).  Splitting the pair range lets
     several workers share one long clip; concatenating their outputs gives the full result.
+    ``mode`` is one of :data:`FLOW_MODES`; every mode returns full-resolution pixels/frame.
 
     Returns
     -------
     np.ndarray, shape (stop - start,), float64
     """
     stop = len(gray) - 1 if stop is None else stop
-    return np.array([flow_magnitude(gray[k], gray[k + 1]) for k in range(start, stop)], dtype=np.float64)
+    if mode == DEFAULT_FLOW:
+        return np.array([flow_magnitude(gray[k], gray[k + 1]) for k in range(start, stop)], dtype=np.float64)
+    check_flow_mode(mode)
+    frames = [np.asarray(gray[k]) for k in range(start, stop + 1)] if stop > start else []
+    if mode in _DIS_PRESETS:
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[mode])
+        return np.array([_mean_magnitude(dis.calc(a, b, None)) for a, b in zip(frames, frames[1:])], np.float64)
+    scale = _SCALES[mode]
+    small = [cv2.resize(f, (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale))),
+                        interpolation=cv2.INTER_AREA) for f in frames]
+    back = frames[0].shape[1] / small[0].shape[1] if frames else 1.0  # to full-resolution pixels
+    return np.array([flow_magnitude(a, b) * back for a, b in zip(small, small[1:])], dtype=np.float64)
 
 
 def flow_trajectory(pair_mags: np.ndarray) -> np.ndarray:

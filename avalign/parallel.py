@@ -143,7 +143,7 @@ def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -
     try:
         clip = read_video_gray(job.video, protocol)  # conformed: frames are selected before any flow
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)
-        mags = core.pair_magnitudes(clip.frames, 0, first)
+        mags = core.pair_magnitudes(clip.frames, 0, first, mode=protocol.flow)
         frames_file = None
         if clip.n_frames - 1 > first:
             frames_file = os.path.join(tmpdir, f"{uuid.uuid4().hex}.npy")
@@ -156,11 +156,11 @@ def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -
     )
 
 
-def _chunk_task(frames_file: str, start: int, stop: int) -> tuple[np.ndarray | str, float]:
+def _chunk_task(frames_file: str, start: int, stop: int, flow: str = core.DEFAULT_FLOW) -> tuple[np.ndarray | str, float]:
     t0 = time.perf_counter()
     try:
         frames = np.load(frames_file, mmap_mode="r")
-        return core.pair_magnitudes(frames, start, stop), time.perf_counter() - t0
+        return core.pair_magnitudes(frames, start, stop, mode=flow), time.perf_counter() - t0
     except Exception as exc:
         return error_reason(frames_file, exc), time.perf_counter() - t0
 
@@ -237,7 +237,7 @@ class _ParallelRun:
                 self.chunk_todo.remove(chunks[0])
                 idx, start, stop = chunks[0]
                 frames_file = self.clips[idx].prepared.frames_file
-                self.inflight[self.pool.submit(_chunk_task, frames_file, start, stop)] = (idx, start)
+                self.inflight[self.pool.submit(_chunk_task, frames_file, start, stop, self.protocol.flow)] = (idx, start)
             elif self.todo and self.isolated is None and not self.suspects:
                 self._submit_prepare(self.todo.popleft())
             else:

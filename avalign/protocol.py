@@ -41,12 +41,16 @@ class Protocol:
         Frame size after cover-and-crop, in pixels (both or neither).
     duration_s : float or None
         Span scored from the start of the clip, in seconds (video and audio alike).
+    flow : str
+        Optical-flow mode (:data:`avalign.core.FLOW_MODES`): ``farneback`` (the reference, exact) or
+        a faster approximation.
     """
 
     fps: float | None = None
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+    flow: str = "farneback"
 
     def __post_init__(self) -> None:
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
@@ -57,10 +61,13 @@ class Protocol:
             raise ValueError(f"protocol size must be positive, got {self.width}x{self.height}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise ValueError(f"protocol span must be positive, got {self.duration_s}")
+        from .core import check_flow_mode
+
+        check_flow_mode(self.flow)
 
     @classmethod
     def parse(cls, fps: float | None = None, size: str | None = None,
-              duration_s: float | None = None) -> "Protocol":
+              duration_s: float | None = None, flow: str = "farneback") -> "Protocol":
         """A protocol from command-line values: ``fps`` and ``size`` as ``"WxH"`` (e.g. ``"384x256"``)."""
         width = height = None
         if size is not None:
@@ -68,20 +75,24 @@ class Protocol:
             if not m:
                 raise ValueError(f"size must be WIDTHxHEIGHT (e.g. 256x256), got {size!r}")
             width, height = int(m.group(1)), int(m.group(2))
-        return cls(fps=None if fps is None else float(fps), width=width, height=height, duration_s=duration_s)
+        return cls(fps=None if fps is None else float(fps), width=width, height=height, duration_s=duration_s,
+                   flow=flow)
 
     @property
     def is_native(self) -> bool:
         """True when nothing is changed (the authors' scorer)."""
-        return self.fps is None and self.width is None and self.duration_s is None
+        return self.fps is None and self.width is None and self.duration_s is None and self.flow == "farneback"
 
     def to_record(self) -> dict[str, Any]:
-        """``{fps, width, height, duration_s}``, None where a value is native."""
-        return {"fps": self.fps, "width": self.width, "height": self.height, "duration_s": self.duration_s}
+        """``{fps, width, height, duration_s, flow}``, None where a value is native."""
+        return {"fps": self.fps, "width": self.width, "height": self.height, "duration_s": self.duration_s,
+                "flow": self.flow}
 
     @classmethod
     def from_record(cls, record: dict[str, Any] | None) -> "Protocol":
-        return cls(**{k: (record or {}).get(k) for k in ("fps", "width", "height", "duration_s")})
+        record = record or {}
+        return cls(**{k: record.get(k) for k in ("fps", "width", "height", "duration_s")},
+                   flow=record.get("flow") or "farneback")
 
     @property
     def label(self) -> str:
@@ -90,6 +101,8 @@ class Protocol:
                  f"{self.width}x{self.height} px" if self.width else "native size"]
         if self.duration_s is not None:
             parts.append(f"{self.duration_s:g} s")
+        if self.flow != "farneback":
+            parts.append(f"flow {self.flow}")
         return ", ".join(parts)
 
 

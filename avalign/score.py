@@ -233,7 +233,7 @@ def score_arrays(
         raise ValueError(f"fps must be positive, got {fps}")
     variant = get_variant(variant)
     clip = conform(frames, fps, protocol, order=channel_order)
-    mags = core.pair_magnitudes(clip.frames)
+    mags = core.pair_magnitudes(clip.frames, mode=protocol.flow)
     audio_analysis = analyze_audio(waveform, sample_rate, variant, protocol)
     shape = (*clip.frames.shape[1:3], *frames.shape[3:])
     return assemble(
@@ -264,7 +264,7 @@ def score_file(
     try:
         clip = read_video_gray(video, protocol)
         audio_analysis = analyze_audio_file(audio_path or video, variant, protocol)
-        mags = core.pair_magnitudes(clip.frames)
+        mags = core.pair_magnitudes(clip.frames, mode=protocol.flow)
     except Exception as exc:  # a batch never dies on one clip
         return error_result(video, audio_path, variant, error_reason(video, exc), protocol)
     return assemble(

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from avalign import DEFAULT_VARIANT, VARIANTS, Protocol
+from avalign.core import FLOW_MODES
 from avalign.records import JsonlWriter, read_jsonl
 from baselines import ALL_METHODS, GenerationSettings, get_method
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generation: score every clip at the generation fps, size and span; native: at each "
                         "clip's own fps and size (the paper's way for ground truth)")
     p.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
+    p.add_argument("--flow", default="farneback", choices=FLOW_MODES,
+                   help="optical flow of the scoring protocol (farneback: the reference; the others: faster)")
     p.add_argument("--reference-method", default=None,
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
@@ -108,12 +111,12 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     return settings, root, Path(args.out or f"runs/{args.dataset}")
 
 
-def protocol_for(name: str, s: GenerationSettings) -> Protocol:
+def protocol_for(name: str, s: GenerationSettings, flow: str = "farneback") -> Protocol:
     """The scoring protocol: the generation's fps, size and span, or (``native``) each clip's own
-    fps and size over the same span."""
+    fps and size over the same span; with the given flow mode."""
     if name == "native":
-        return Protocol(duration_s=s.duration_s)
-    return Protocol(fps=s.fps, width=s.width, height=s.height, duration_s=s.duration_s)
+        return Protocol(duration_s=s.duration_s, flow=flow)
+    return Protocol(fps=s.fps, width=s.width, height=s.height, duration_s=s.duration_s, flow=flow)
 
 
 def identity(args: argparse.Namespace, settings: GenerationSettings, root: Path, clips: list,
@@ -272,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     try:
         settings, root, run_dir, stages, methods, names, reference, clips = prepare(args, rank)
-        protocol = protocol_for(args.protocol, settings)
+        protocol = protocol_for(args.protocol, settings, args.flow)
         ident = identity(args, settings, root, clips, protocol)
         digest = claim(run_dir, ident, rank)
     except (UsageError, DatasetError, RunFolderError, ValueError) as exc:

@@ -125,7 +125,8 @@ def test_protocol_sets_the_match_window_and_peak_times(make_clip):
     assert at10.score == 1.0
     small = score_file(mp4, protocol=Protocol(width=32, height=32))
     assert small.frame_shape == (32, 32, 3) and small.fps == 30.0
-    assert small.to_record()["protocol"] == {"fps": None, "width": 32, "height": 32, "duration_s": None}
+    assert small.to_record()["protocol"] == {"fps": None, "width": 32, "height": 32, "duration_s": None,
+                                             "flow": "farneback"}
 
 
 def test_retiming_computes_fewer_pairs(make_clip, monkeypatch):
@@ -161,7 +162,7 @@ def test_cli_protocol_flags(make_clip, tmp_path, capsys):
     import json
 
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rec["protocol"] == {"fps": 10.0, "width": 48, "height": 32, "duration_s": None}
+    assert rec["protocol"] == {"fps": 10.0, "width": 48, "height": 32, "duration_s": None, "flow": "farneback"}
     assert rec["fps"] == 10.0 and rec["n_frames"] == 20 and rec["frame_shape"] == [32, 48, 3]
     assert "protocol 10 fps, 48x32 px" in capsys.readouterr().out
     # the same --out under another protocol is refused, and nothing is written

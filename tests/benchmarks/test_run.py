@@ -68,14 +68,14 @@ def test_every_row_is_scored_under_one_protocol(run):
     assert len(records) == 8 * 3
     for r in records:  # real clips (24-30 fps, 48 px) and generated ones (12 fps, 32 px) alike
         a = r["avalign"]
-        assert a["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0}
+        assert a["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0, "flow": "farneback"}
         assert (a["fps"], a["n_frames"], a["frame_shape"][:2]) == (12.0, 24, [32, 32])
         assert all(t < 2.0 for t in a["audio_peaks"]) and len(a["onset_envelope"]) > 0
     assert {rows[m]["role"] for m in rows} == {"compared", "ceiling", "chance", "floor"}
     assert rows["ground_truth"]["role"] == "ceiling" and rows["external:external"]["role"] == "compared"
     assert float(rows["ground_truth"]["av_align"]) > float(rows["shuffled_audio"]["av_align"]) + 0.3
     env = json.loads((run / "env.json").read_text())
-    assert env["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0}
+    assert env["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0, "flow": "farneback"}
     assert env["variant"] == "tempotokens-2025" and env["settings"]["num_frames"] == 24 and "git_commit" in env
     assert env["settings_hash"] == json.loads((run / "settings.json").read_text())["hash"]
     assert {r["settings_hash"] for r in records} == {env["settings_hash"]}
