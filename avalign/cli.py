@@ -58,7 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--flow", default="farneback", choices=FLOW_MODES,
                        help="optical flow: farneback is the reference (exact); the others are faster approximations")
     score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
-    score.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
+    score.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                       help="worker processes (with --executor ray and no cluster: the local cluster's CPUs)")
+    score.add_argument("--executor", default="local", choices=("local", "ray"),
+                       help="local: processes on this machine; ray: Ray tasks (pip install 'tempotokens[ray]')")
+    score.add_argument("--address", metavar="ADDR",
+                       help="Ray cluster to use ('auto', host:port; default RAY_ADDRESS, else a local one for the run)")
+    score.add_argument("--shard", metavar="I/N",
+                       help="score only every N-th clip from the I-th (0-based), for job arrays; "
+                            "concatenating the shards' --out files is the merge")
     score.add_argument("--plot", metavar="DIR", help="write a PNG timeline per clip into DIR")
     score.add_argument(
         "--empty-score", type=float, choices=(0.0, 1.0), default=None, metavar="{0,1}",
@@ -97,6 +105,17 @@ def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
     return jobs
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)`` with ``0 <= I < N``."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must be I/N (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard {text}: need 0 <= I < N")
+    return index, count
+
+
 def _plot_name(result: AVAlignResult, used: set[str]) -> str:
     path = Path(result.video)
     name = path.stem
@@ -126,6 +145,9 @@ def run_score(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     jobs = collect_jobs(args.paths, args.audio)
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        jobs = jobs[index::count]
     wanted = {os.path.abspath(j.video) for j in jobs}
 
     previous: dict[str, dict] = {}  # records already in --out, by absolute video path
@@ -153,7 +175,7 @@ def run_score(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar:
             for result in score_files(todo, args.variant, protocol=protocol, workers=args.workers,
-                                      empty_score=args.empty_score):
+                                      empty_score=args.empty_score, executor=args.executor, address=args.address):
                 record = result.to_record()
                 if writer is not None:
                     writer.write(record)

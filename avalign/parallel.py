@@ -75,6 +75,8 @@ def score_files(
     empty_score: float | None = None,
     chunk_pairs: int = 32,
     start_method: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Iterator[AVAlignResult]:
     """Score many clips, yielding each :class:`AVAlignResult` as soon as it is finished.
 
@@ -94,6 +96,12 @@ def score_files(
         Frame pairs per flow task; longer clips are split across workers.
     start_method : str, optional
         multiprocessing start method of the workers (default ``"forkserver"`` where available).
+    executor : {"local", "ray"}
+        ``local``: processes on this machine; ``ray``: Ray tasks on a running cluster (``address``,
+        ``"auto"`` or ``RAY_ADDRESS``) or on a local one of ``workers`` CPUs started for the call
+        (:mod:`avalign.ray_executor`; needs ``pip install 'tempotokens[ray]'``).  Same results.
+    address : str, optional
+        The Ray cluster to use.
 
     Yields
     ------
@@ -103,6 +111,16 @@ def score_files(
     jobs = [j if isinstance(j, Job) else Job(str(j)) for j in jobs]
     variant = get_variant(variant)
     workers = default_workers() if workers is None else int(workers)
+    if executor == "ray":
+        if not jobs:
+            return
+        from .ray_executor import score_files_ray  # Ray is imported only here
+
+        yield from score_files_ray(jobs, variant, protocol, empty_score=empty_score, chunk_pairs=max(1, int(chunk_pairs)),
+                                   address=address, workers=workers)
+        return
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; choose local or ray")
     if workers <= 1 or not jobs:
         import cv2
 
@@ -138,22 +156,29 @@ class _Prepared:
     frames_file: str | None = None
 
 
-def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -> _Prepared:
+def _prepare_arrays(job: Job, chunk_pairs: int, protocol: Protocol) -> tuple[_Prepared, np.ndarray | None]:
+    """Decode and conform a clip and compute the flow of its first ``chunk_pairs`` pairs; returns the
+    description and the gray frames (None on error).  Shared by the local and the Ray executor."""
     start = time.perf_counter()
+    crash = os.environ.get("_AVALIGN_CRASH_ON")  # fault injection for the tests: kill this worker
+    if crash and crash in job.video:
+        os._exit(1)
     try:
         clip = read_video_gray(job.video, protocol)  # conformed: frames are selected before any flow
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)
         mags = core.pair_magnitudes(clip.frames, 0, first, mode=protocol.flow)
-        frames_file = None
-        if clip.n_frames - 1 > first:
-            frames_file = os.path.join(tmpdir, f"{uuid.uuid4().hex}.npy")
-            np.save(frames_file, clip.frames)
     except Exception as exc:  # the batch goes on; the reason is recorded
-        return _Prepared(time.perf_counter() - start, error=error_reason(job.video, exc))
-    return _Prepared(
-        time.perf_counter() - start, fps=clip.fps, n_frames=clip.n_frames,
-        frame_shape=clip.frame_shape, first_mags=mags, frames_file=frames_file,
-    )
+        return _Prepared(time.perf_counter() - start, error=error_reason(job.video, exc)), None
+    return _Prepared(time.perf_counter() - start, fps=clip.fps, n_frames=clip.n_frames, frame_shape=clip.frame_shape,
+                     first_mags=mags), clip.frames
+
+
+def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -> _Prepared:
+    meta, frames = _prepare_arrays(job, chunk_pairs, protocol)
+    if frames is not None and meta.n_frames - 1 > len(meta.first_mags):  # chunks will read them from disk
+        meta.frames_file = os.path.join(tmpdir, f"{uuid.uuid4().hex}.npy")
+        np.save(meta.frames_file, frames)
+    return meta
 
 
 def _chunk_task(frames_file: str, start: int, stop: int, flow: str = core.DEFAULT_FLOW) -> tuple[np.ndarray | str, float]:

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: CPU count)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="where clips are scored: local processes, or Ray tasks (RAY_ADDRESS or a local cluster)")
     for name, kind in (("num-frames", int), ("fps", float), ("height", int), ("width", int), ("steps", int),
                        ("guidance", float)):
         p.add_argument(f"--{name}", type=kind, default=None, help="generation setting (default: by model)")
@@ -147,7 +149,7 @@ BASE_KEYS = ("clip_id", "method", "role", "generative", "seed", "seconds", "peak
 
 
 def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | None = None,
-                retry_errors: bool = False) -> None:
+                retry_errors: bool = False, executor: str = "local") -> None:
     """Score every generated clip whose newest generation attempt has no score record yet (so a
     regenerated clip is always rescored) and, with ``retry_errors``, those whose score record is an
     error, under ``protocol``; records keep the onset envelope for plots."""
@@ -168,7 +170,7 @@ def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
                 key = (os.path.abspath(r["video"]), resolve_audio(os.path.abspath(r["video"]), r.get("audio")))
                 waiting.setdefault(key, []).append(r)
         jobs = [Job(video, audio) for video, audio in waiting]  # a result names the audio it used
-        for result in score_files(jobs, variant, protocol=protocol, workers=workers):
+        for result in score_files(jobs, variant, protocol=protocol, workers=workers, executor=executor):
             for r in waiting.pop((os.path.abspath(result.video), result.audio)):
                 out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
                            "avalign": result.to_record(envelope=True)})
@@ -292,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     wait_for_ranks(run_dir, token, world if "generate" in stages else 0)
     if "score" in stages:
-        stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors)
+        stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors,
+                    executor=args.executor)
     if "summarize" in stages:
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
                                reference=reference)

@@ -21,7 +21,15 @@ def parallel_results(golden_clips):
     return {Path(r.video).stem: r for r in score_files(sorted(golden_clips.glob("*.mp4")), workers=2, chunk_pairs=16)}
 
 
-@pytest.mark.parametrize("mode", ["serial", "parallel"])
+@pytest.fixture(scope="session")
+def ray_results(golden_clips):
+    pytest.importorskip("ray")
+    # a local 2-CPU Ray cluster, started for the call and stopped after it
+    return {Path(r.video).stem: r for r in score_files(sorted(golden_clips.glob("*.mp4")), workers=2, chunk_pairs=16,
+                                                       executor="ray")}
+
+
+@pytest.mark.parametrize("mode", ["serial", "parallel", "ray"])
 def test_matches_golden(mode, request, golden):
     results = request.getfixturevalue(f"{mode}_results")
     assert set(results) == set(golden)
@@ -44,8 +52,10 @@ def test_matches_golden(mode, request, golden):
             assert r.status == "undefined" and r.score is None, name
 
 
-def test_parallel_equals_serial(serial_results, parallel_results):
+@pytest.mark.parametrize("other", ["parallel", "ray"])
+def test_executors_equal_serial(serial_results, request, other):
+    results = request.getfixturevalue(f"{other}_results")
     for name, r in serial_results.items():
-        a, b = r.to_record(), parallel_results[name].to_record()
+        a, b = r.to_record(), results[name].to_record()
         a.pop("seconds"), b.pop("seconds")
         assert a == b, name

@@ -1,0 +1,171 @@
+"""Scoring on a Ray cluster: the same tasks as the local process pool, as Ray tasks.
+
+Imported only when ``executor="ray"`` is asked for, so ``avalign`` never needs Ray otherwise
+(``pip install 'tempotokens[ray]'``).  The work is cut as in :mod:`avalign.parallel`:
+
+* a *prepare* task per clip decodes and conforms it and computes the flow of its first
+  ``chunk_pairs`` frame pairs; its gray frames go to Ray's object store (no shared disk needed),
+* *chunk* tasks compute the flow of the remaining pairs of long clips from those frames, on any node,
+* an *audio* task per clip computes the onset envelope and peaks,
+* the driver assembles peaks, matching and score with :func:`avalign.score.assemble`, so results are
+  identical to the local executor's.
+
+A task that kills its worker (a decoder crash, out of memory) is retried once by Ray, then costs only
+its clip: an error record says so.  The videos and audio files must be readable from every node (a
+shared filesystem), as for any cluster job.  With ``address`` None and no ``RAY_ADDRESS``, a local
+cluster of ``workers`` CPUs is started for the run and stopped after it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterator
+
+import numpy as np
+
+from . import core
+from .parallel import Job, _Prepared, _prepare_arrays
+from .protocol import Protocol
+from .score import AVAlignResult, analyze_audio_file, assemble, error_reason, error_result, resolve_audio
+from .variants import Variant
+
+#: Tasks in flight per CPU of the cluster (bounds the frames held in the object store).
+INFLIGHT_PER_CPU = 2
+
+
+def _remote_functions(ray):
+    @ray.remote(num_cpus=1, max_retries=1)
+    def prepare(job: Job, chunk_pairs: int, protocol: Protocol):
+        import cv2
+
+        cv2.setNumThreads(1)
+        meta, frames = _prepare_arrays(job, chunk_pairs, protocol)
+        return meta, frames
+
+    @ray.remote(num_cpus=1, max_retries=1)
+    def chunk(frames: np.ndarray, start: int, stop: int, flow: str):
+        import cv2
+
+        cv2.setNumThreads(1)
+        t0 = time.perf_counter()
+        return core.pair_magnitudes(frames, start, stop, mode=flow), time.perf_counter() - t0
+
+    @ray.remote(num_cpus=1, max_retries=1)
+    def audio(path: str, variant: Variant, protocol: Protocol):
+        t0 = time.perf_counter()
+        try:
+            return analyze_audio_file(path, variant, protocol), None, time.perf_counter() - t0
+        except Exception as exc:
+            return None, error_reason(path, exc), time.perf_counter() - t0
+
+    return prepare, chunk, audio
+
+
+def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, empty_score: float | None,
+                    chunk_pairs: int, address: str | None, workers: int) -> Iterator[AVAlignResult]:
+    """Yield each clip's result as soon as it is finished (completion order)."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("_AVALIGN_")}})
+    try:
+        yield from _RayRun(ray, jobs, variant, protocol, empty_score, chunk_pairs).results()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _RayRun:
+    def __init__(self, ray, jobs, variant, protocol, empty_score, chunk_pairs):
+        self.ray, self.jobs, self.variant, self.protocol = ray, jobs, variant, protocol
+        self.empty_score, self.chunk_pairs = empty_score, chunk_pairs
+        self.prepare, self.chunk, self.audio = _remote_functions(ray)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.limit = max(2, INFLIGHT_PER_CPU * cpus)
+        self.state: dict[int, dict] = {}
+        self.pending: dict = {}  # ObjectRef -> (clip index, kind, start)
+
+    def results(self) -> Iterator[AVAlignResult]:
+        ray = self.ray
+        todo = list(range(len(self.jobs)))
+        while todo or self.pending:
+            while todo and len(self.pending) < self.limit:
+                self._start(todo.pop(0))
+            done, _ = ray.wait(list(self.pending), num_returns=1)
+            for ref in done:
+                yield from self._collect(ref)
+
+    def _start(self, i: int) -> None:
+        job = self.jobs[i]
+        audio_path = resolve_audio(job.video, job.audio)
+        meta_ref, frames_ref = self.prepare.options(num_returns=2).remote(job, self.chunk_pairs, self.protocol)
+        self.state[i] = {"audio_path": audio_path, "frames": frames_ref, "chunks": {}, "missing": None,
+                         "meta": None, "audio": None, "seconds": 0.0, "done": False}
+        self.pending[meta_ref] = (i, "prepare", None)
+        self.pending[self.audio.remote(audio_path or job.video, self.variant, self.protocol)] = (i, "audio", None)
+
+    def _collect(self, ref) -> Iterator[AVAlignResult]:
+        ray = self.ray
+        i, kind, start = self.pending.pop(ref)
+        st = self.state[i]
+        if st["done"]:
+            return
+        try:
+            value = ray.get(ref)
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError, ray.exceptions.NodeDiedError,
+                ray.exceptions.ObjectLostError) as exc:
+            yield self._fail(i, f"{self.jobs[i].video}: a Ray worker died while scoring this clip "
+                                f"({type(exc).__name__})")
+            return
+        if kind == "prepare":
+            meta: _Prepared = value
+            st["seconds"] += meta.seconds
+            if meta.error is not None:
+                yield self._fail(i, meta.error)
+                return
+            st["meta"], st["chunks"][0] = meta, meta.first_mags
+            n_pairs, first = meta.n_frames - 1, len(meta.first_mags)
+            starts = list(range(first, n_pairs, self.chunk_pairs))
+            st["missing"] = len(starts)
+            for s in starts:
+                self.pending[self.chunk.remote(st["frames"], s, min(s + self.chunk_pairs, n_pairs),
+                                               self.protocol.flow)] = (i, "chunk", s)
+        elif kind == "chunk":
+            mags, seconds = value
+            st["chunks"][start] = mags
+            st["missing"] -= 1
+            st["seconds"] += seconds
+        else:
+            analysis, error, seconds = value
+            st["seconds"] += seconds
+            if error is not None:
+                yield self._fail(i, f"{self.jobs[i].video}: its audio {error}")
+                return
+            st["audio"] = analysis
+        if st["meta"] is not None and st["audio"] is not None and st["missing"] == 0:
+            meta = st["meta"]
+            mags = np.concatenate([st["chunks"][s] for s in sorted(st["chunks"])])
+            self._release(i)
+            yield assemble(self.jobs[i].video, st["audio_path"], self.variant, meta.fps, meta.n_frames, mags,
+                           st["audio"], protocol=self.protocol, frame_shape=meta.frame_shape,
+                           empty_score=self.empty_score, seconds=st["seconds"])
+
+    def _fail(self, i: int, reason: str) -> AVAlignResult:
+        self._release(i)
+        return error_result(self.jobs[i].video, self.state[i]["audio_path"], self.variant, reason, self.protocol)
+
+    def _release(self, i: int) -> None:
+        st = self.state[i]
+        st["done"] = True
+        st["chunks"], st["frames"] = {}, None
+        for ref, (j, _, _) in list(self.pending.items()):
+            if j == i:
+                self.ray.cancel(ref, force=False)
+                del self.pending[ref]
