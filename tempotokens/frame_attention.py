@@ -77,6 +77,11 @@ class IgnoreFrameStates:
         return _call(self.inner, attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
 
 
+def _unwrap(unet):
+    """The UNet itself when it is wrapped (DistributedDataParallel, accelerate)."""
+    return getattr(unet, "module", unet)
+
+
 def spatial_cross_attention_keys(unet) -> list[str]:
     """Processor names of the UNet's spatial cross-attentions (not the temporal transformers)."""
     return [k for k in unet.attn_processors if ".attentions." in k and k.endswith("attn2.processor")]
@@ -85,6 +90,7 @@ def spatial_cross_attention_keys(unet) -> list[str]:
 def frame_attention_installed(unet) -> bool:
     """True when every spatial cross-attention has :class:`FrameCrossAttnProcessor` and every other
     attention :class:`IgnoreFrameStates`."""
+    unet = _unwrap(unet)
     spatial = set(spatial_cross_attention_keys(unet))
     return bool(spatial) and all(
         isinstance(p, FrameCrossAttnProcessor if k in spatial else IgnoreFrameStates)
@@ -93,6 +99,7 @@ def frame_attention_installed(unet) -> bool:
 
 def enable_frame_attention(unet, seq_len: int) -> None:
     """Install the processors (idempotent), each wrapping the processor found there."""
+    unet = _unwrap(unet)
     spatial = set(spatial_cross_attention_keys(unet))
     if not spatial:
         raise ValueError(f"{type(unet).__name__} has no spatial cross-attention to condition per frame")
@@ -108,7 +115,10 @@ def ensure_frame_attention(unet, seq_len: int) -> None:
     """Re-install the processors if something replaced them since (``set_attn_processor``, another
     attention backend): per-frame conditioning never silently turns into every frame seeing one text."""
     if not frame_attention_installed(unet):
-        logger.info("attention processors were replaced; re-installing per-frame conditioning around them")
+        ours = any(isinstance(p, (FrameCrossAttnProcessor, IgnoreFrameStates))
+                   for p in _unwrap(unet).attn_processors.values())
+        if ours:  # some were ours: something replaced the others since
+            logger.warning("attention processors were replaced; re-installing per-frame conditioning around them")
         enable_frame_attention(unet, seq_len)
 
 

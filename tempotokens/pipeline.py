@@ -106,7 +106,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
         placeholder tokens to the tokenizer (growing the text encoder's embedding table), and install
         per-frame cross-attention on the UNet (again, if ``set_attn_processor`` replaced it).  Called
         by :meth:`from_pretrained` and before every use.  Returns the placeholder ids."""
-        if any(t not in self.tokenizer.get_vocab() for t in PLACEHOLDERS) or \
+        ids = self.tokenizer.convert_tokens_to_ids(list(PLACEHOLDERS))
+        if any(i is None or i == self.tokenizer.unk_token_id for i in ids) or \
                 self.text_encoder.get_input_embeddings().num_embeddings < len(self.tokenizer):
             add_placeholder_tokens(self.tokenizer, self.text_encoder)
         ensure_frame_attention(self.unet, self.tokenizer.model_max_length)
@@ -162,6 +163,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
         pipe = super().from_pretrained(str(path), **kwargs)
         if use_dpm_solver and not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
             pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        for module in (pipe.beats, pipe.adaptor):  # float32 whatever torch_dtype the rest was loaded in
+            module.to(torch.float32)
         pipe.prepare_conditioning()
         return pipe
 

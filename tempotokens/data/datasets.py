@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -214,13 +215,14 @@ class AudioVideoClips(torch.utils.data.Dataset):
         try:
             src_fps, n_frames = probe_video(clip.video)
             offsets = self.offsets(src_fps)
-            span = offsets[-1] + 1
+            fps = self.fps or src_fps
+            # the source frames the item needs: its last frame, and the audio's whole duration
+            span = max(offsets[-1] + 1, math.ceil(self.num_frames / fps * src_fps - 1e-6))
             if n_frames and n_frames < span:
                 raise MediaError(clip.video, f"has {n_frames} frames, needs {span}")
             start = self.start_frame(index, n_frames, span)
             frames, src_fps = read_video_frames(clip.video, start, span)
             frames = frames[offsets]
-            fps = self.fps or src_fps
             audio, _ = load_audio(clip.audio or clip.video, self.sample_rate, start_s=start / src_fps,
                                   duration_s=self.num_frames / fps)
         except MediaError as exc:  # recorded by the caller, never replaced by another clip

@@ -120,6 +120,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     layers.append(OmegaConf.from_dotlist(list(overrides)))
     merged = OmegaConf.merge(*layers)
     cfg = OmegaConf.to_object(merged)
+    for ok, what in ((cfg.data.fps is None or cfg.data.fps > 0, f"data.fps must be positive or null, got {cfg.data.fps}"),
+                     (cfg.validation.fps is None or cfg.validation.fps > 0, "validation.fps must be positive or null"),
+                     (cfg.data.num_frames >= 2, f"data.num_frames must be at least 2, got {cfg.data.num_frames}"),
+                     (cfg.data.max_consecutive_skips >= 1,
+                      f"data.max_consecutive_skips must be at least 1, got {cfg.data.max_consecutive_skips}"),
+                     (cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}"),
+                     (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}")):
+        if not ok:
+            raise ValueError(what)
     if cfg.data.fps is not None and cfg.validation.fps is not None and cfg.validation.fps != cfg.data.fps:
         raise ValueError(f"validation.fps {cfg.validation.fps} differs from data.fps {cfg.data.fps}: validation "
                          "generates at the time scale of training (set one, or both equal)")

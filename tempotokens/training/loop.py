@@ -25,6 +25,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -46,9 +47,15 @@ class DataError(ValueError):
     """Training data that cannot feed the run (too many unusable items, none usable): exit status 2."""
 
 
-def step_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of every random draw of ``step`` on process ``rank``."""
-    return (seed * 1_000_003 + step * 1_009 + rank) % (2**63)
+#: Independent random streams of one step: the draws of the batch (latents, noise, timesteps), the
+#: adaptor's dropout, and (per epoch, not per step) the sampler's order.
+BATCH, DROPOUT, ORDER = 0, 1, 2
+
+
+def step_seed(seed: int, step: int, rank: int = 0, stream: int = BATCH) -> int:
+    """The seed of a random stream of ``step`` on process ``rank`` (numpy's SeedSequence of all four:
+    distinct inputs give unrelated seeds, with no overlap between streams or processes)."""
+    return int(np.random.SeedSequence([seed, step, rank, stream]).generate_state(1, np.uint64)[0] >> 1)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -61,7 +68,8 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
     def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(step_seed(self.seed, self.epoch))).tolist())
+        gen = torch.Generator().manual_seed(step_seed(self.seed, self.epoch, 0, ORDER))
+        return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:
@@ -240,9 +248,9 @@ class Trainer:
     def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, mse, l1) of a batch, every random draw seeded by ``(seed, step, process)``."""
         cfg, pipe, dev = self.cfg, self.pipe, self.accelerator.device
-        seed = step_seed(cfg.seed, step, self.accelerator.process_index)
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed + 1)  # the adaptor's dropout
+        rank = self.accelerator.process_index
+        gen = torch.Generator().manual_seed(step_seed(cfg.seed, step, rank, BATCH))
+        torch.manual_seed(step_seed(cfg.seed, step, rank, DROPOUT))  # the adaptor's dropout
         latents, feats, mask = self._encode_batch(batch, gen)
         B, Fn = latents.shape[0], latents.shape[2]
         noise = torch.randn(latents.shape, generator=gen).to(dev)
@@ -296,7 +304,8 @@ class Trainer:
 
                 lora = get_peft_model_state_dict(acc.unwrap_model(self.pipe.unet))
                 save_file({k: v.contiguous() for k, v in lora.items()}, tmp / "unet_lora.safetensors")
-            (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "batches_done": batches_done}))
+            (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "batches_done": batches_done,
+                                                                "num_processes": acc.num_processes}))
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
@@ -374,12 +383,13 @@ class Trainer:
                 epoch, skip = divmod(batches_done, per_epoch)
                 self.sampler.epoch = self.dataset.epoch = epoch
                 loader = acc.skip_first_batches(self.loader, skip) if skip else self.loader
-                used_this_epoch = 0
+                usable_in_epoch = 0  # usable items on any process
                 for batch in loader:
                     batches_done += 1
-                    if not self._usable_everywhere(batch, step, skipped):
+                    usable, everywhere = self._usable_everywhere(batch, step, skipped)
+                    usable_in_epoch += usable
+                    if not everywhere:
                         continue
-                    used_this_epoch += 1
                     t0 = time.perf_counter()
                     out = self.training_step(batch, step)
                     step += 1
@@ -403,7 +413,7 @@ class Trainer:
                         self.save_checkpoint(step, batches_done)
                     if step >= cfg.max_steps:
                         break
-                if used_this_epoch == 0 and not skip and step < cfg.max_steps:
+                if usable_in_epoch == 0 and not skip and step < cfg.max_steps:
                     raise DataError(f"{cfg.data.root}: no usable training item in a whole epoch; last reasons: "
                                     + "; ".join(self.last_reasons))
         finally:
@@ -415,10 +425,10 @@ class Trainer:
                 self.checkpointing.remove()
         return self.out / "adaptor"
 
-    def _usable_everywhere(self, batch: dict, step: int, skipped) -> bool:
-        """Log every process's skipped items (into process 0's ``skipped.jsonl``) and say whether every
-        process has a usable batch: a step is taken everywhere or nowhere.  Raises :class:`DataError`
-        after ``data.max_consecutive_skips`` unusable items in a row."""
+    def _usable_everywhere(self, batch: dict, step: int, skipped) -> tuple[int, bool]:
+        """Log every process's skipped items (into process 0's ``skipped.jsonl``); return how many
+        processes have a usable batch and whether all do (a step is taken everywhere or nowhere).
+        Raises :class:`DataError` after ``data.max_consecutive_skips`` unusable items in a row."""
         from accelerate.utils import gather_object
 
         acc = self.accelerator
@@ -441,7 +451,7 @@ class Trainer:
                             f"(data.max_consecutive_skips = {limit}); last reasons: " + "; ".join(self.last_reasons))
         if not all(flags) and any(flags):
             logger.warning("step %d: a process has no usable item in its batch; every process skips it", step)
-        return all(flags)
+        return sum(bool(f) for f in flags), all(flags)
 
 
 def _tensorboard(folder: Path):

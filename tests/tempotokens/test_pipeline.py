@@ -181,6 +181,8 @@ def test_audio_path_stays_float32_in_half_precision(tiny_dir):
     pipe = AudioToVideoPipeline.from_pretrained(tiny_dir).to(torch.bfloat16)
     assert pipe.unet.dtype == pipe.text_encoder.dtype == torch.bfloat16
     assert pipe.beats.dtype == pipe.adaptor.dtype == torch.float32  # as the authors and our trainer run them
+    loaded = AudioToVideoPipeline.from_pretrained(tiny_dir, torch_dtype=torch.bfloat16)
+    assert loaded.unet.dtype == torch.bfloat16 and loaded.beats.dtype == loaded.adaptor.dtype == torch.float32
 
 
 def test_default_size_is_the_folders_else_the_authors(tiny_pipe):

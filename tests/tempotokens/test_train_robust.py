@@ -118,11 +118,18 @@ def test_resume_equals_straight_when_the_first_run_writes_the_model(synthetic_ro
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_every_draw_depends_on_the_process():
-    from tempotokens.training.loop import step_seed
+def test_every_draw_depends_on_the_process_and_the_stream(tiny_dir, synthetic_root, tmp_path, monkeypatch):
+    from tempotokens.training import loop
 
-    seeds = {step_seed(64, k, r) for k in range(100) for r in range(8)}
-    assert len(seeds) == 800  # (seed, step, process) never collide here
+    seeds = {loop.step_seed(64, k, r, stream) for k in range(100) for r in range(8) for stream in range(3)}
+    assert len(seeds) == 2400  # (seed, step, process, stream) never collide here, e.g. dropout of 0 vs batch of 1
+    used = []
+    real = loop.step_seed
+    monkeypatch.setattr(loop, "step_seed", lambda *a: used.append(a) or real(*a))
+    trainer = loop.Trainer(_cfg(tiny_dir, synthetic_root, tmp_path / "d", seed=7))
+    monkeypatch.setattr(trainer.accelerator.state, "process_index", 1, raising=False)
+    trainer._losses(next(iter(trainer.loader)), 5)
+    assert (7, 5, 1, loop.BATCH) in used and (7, 5, 1, loop.DROPOUT) in used  # step 5 as process 1
 
 
 def test_adaptor_init_honours_and_checks_the_config(tiny_dir, synthetic_root, tmp_path):
@@ -197,6 +204,27 @@ def test_items_at_the_generation_fps(tmp_path):
     assert item["fps"] == 12.0 and len(item["audio"]) == 16000  # 12 frames at 12 fps: 1.0 s of audio
     native = AudioVideoClips([clip], num_frames=12, height=32, width=64, random_start=False)[0]
     assert native["fps"] == 25.0 and len(native["audio"]) == round(12 / 25 * 16000)
+    # random starts never run the audio span past the clip's end (audio exactly as long as the video)
+    ds = AudioVideoClips([clip], num_frames=12, height=32, width=64, random_start=True, fps=12.0)
+    starts = set()
+    for epoch in range(40):
+        ds.epoch = epoch
+        got = ds[0]
+        assert "error" not in got, got.get("error")
+        starts.add(got["start_frame"])
+    assert max(starts) == n - 25  # the last start whose 1 s of audio fits: 25 frames at 25 fps
+
+
+@pytest.mark.parametrize("override, message", [("data.fps=0", "data.fps"), ("data.fps=-5", "data.fps"),
+                                               ("data.max_consecutive_skips=0", "max_consecutive_skips"),
+                                               ("data.num_frames=1", "num_frames"), ("batch_size=0", "batch_size")])
+def test_bad_settings_are_refused(override, message, capsys):
+    from tempotokens.train import main
+
+    with pytest.raises(ValueError, match=message):
+        load_config("tiny", [override])
+    assert main(["--config", "tiny", override]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_validation_fps_must_match_training(tmp_path):
@@ -210,25 +238,33 @@ def test_validation_fps_must_match_training(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_two_process_ddp_stop_and_resume_with_a_corrupt_clip(tiny_dir, synthetic_root, tmp_path):
-    """Two CPU processes (gloo), batch 1 each, one corrupt clip: both take the same steps (no hang),
-    both processes' skips are logged, and stop at 2 + resume to 4 equals straight to 4."""
+    """Two CPU processes (torch.distributed.run, gloo), batch 1 each, one corrupt clip, a UNet LoRA:
+    both take the same steps (no hang), both processes' skips are logged, and stop at 2 + resume to 4
+    equals straight to 4."""
+    import os
+
+    pytest.importorskip("peft")
     root = _broken_copy(synthetic_root, tmp_path / "data", ["syn00000001"])
-    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
 
     def launch(out, steps, *extra):
-        cmd = [str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tempotokens.train", "--config", "tiny",
-               "--output-dir", str(out), "--max-steps", str(steps), f"model={tiny_dir}", "make_tiny=false",
-               f"data.root={root}", "data.make_synthetic=0", "validation.steps=0", "checkpointing_steps=2",
-               "batch_size=1", *extra]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "tempotokens.train", "--config", "tiny", "--output-dir", str(out), "--max-steps", str(steps),
+               f"model={tiny_dir}", "make_tiny=false", f"data.root={root}", "data.make_synthetic=0",
+               "validation.steps=0", "checkpointing_steps=2", "batch_size=1", "lora.rank=2", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
 
     launch(tmp_path / "straight", 4)
     launch(tmp_path / "part", 2)
     launch(tmp_path / "part", 4, "--resume", "latest")
+    import json
+
+    state = json.loads((tmp_path / "straight" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["num_processes"] == 2 and state["step"] == 4  # really two processes
     a, b = _adaptor(tmp_path / "straight" / "adaptor"), _adaptor(tmp_path / "part" / "adaptor")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in read_jsonl(tmp_path / "straight" / "metrics.jsonl")] == [1, 2, 3, 4]
     skipped = read_jsonl(tmp_path / "straight" / "skipped.jsonl")
-    assert skipped and {r["clip_id"] for r in skipped} == {"syn00000001"} and {"process"} <= set(skipped[0])
+    assert skipped and {r["clip_id"] for r in skipped} == {"syn00000001"}
+    assert {r["process"] for r in skipped} <= {0, 1} and len(skipped) >= 1
