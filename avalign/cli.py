@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .media import VIDEO_EXTENSIONS
+from .media import VIDEO_EXTENSIONS, is_partial
 from .parallel import Job, default_workers, score_files
 from .core import FLOW_MODES
 from .protocol import Protocol
@@ -26,6 +26,16 @@ EXIT_OK, EXIT_CLIP_ERROR, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad command-line use: reported on one line, exit status 2."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows "(default: X)" once: not when the help already says its default, nor for None/False."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.option_strings == []:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
             "else with its own audio track. Records are written to --out as each clip finishes; rerunning "
             "the same command skips clips already in --out."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     score.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders (every *.mp4 inside)")
     score.add_argument("--audio", metavar="WAV", help="audio file to use for the (single) video PATH")
@@ -84,7 +94,8 @@ def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
     videos: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(str(f) for f in Path(p).iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+            found = sorted(str(f) for f in Path(p).iterdir()
+                           if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file() and not is_partial(f))
             if not found:
                 raise UsageError(f"{p}: folder holds no {'/'.join(VIDEO_EXTENSIONS)} file")
             videos.extend(found)
@@ -150,7 +161,7 @@ def run_score(args: argparse.Namespace) -> int:
         jobs = jobs[index::count]
     wanted = {os.path.abspath(j.video) for j in jobs}
 
-    previous: dict[str, dict] = {}  # records already in --out, by absolute video path
+    previous: dict[str, dict] = {}  # records already in --out, by absolute video path (key)
     if args.out:
         records = read_jsonl(args.out)
         other = {r.get("variant") for r in records} - {args.variant}
@@ -163,7 +174,18 @@ def run_score(args: argparse.Namespace) -> int:
         if args.retry_errors and any(r["status"] == "error" for r in records):
             records = [r for r in records if r["status"] != "error"]
             rewrite_jsonl(args.out, records)
-        previous = {os.path.abspath(r["video"]): r for r in records}
+        previous = {r.get("key") or os.path.abspath(r["video"]): r for r in records}
+        for job in jobs:
+            old = previous.get(os.path.abspath(job.video))
+            if old is None:
+                continue
+            used = old.get("audio_key", old.get("audio") and os.path.abspath(old["audio"]))
+            if args.audio is not None and used != os.path.abspath(args.audio):
+                raise UsageError(f"{args.out}: {job.video} was scored with audio {old.get('audio') or 'its own track'}, "
+                                 f"not {args.audio}; choose another --out")
+            if old.get("empty_score") != args.empty_score:
+                raise UsageError(f"{args.out}: holds results of --empty-score {old.get('empty_score')}, not "
+                                 f"{args.empty_score}; choose another --out")
     todo = [j for j in jobs if os.path.abspath(j.video) not in previous]
     if previous and not args.quiet:
         print(f"{len(jobs) - len(todo)} of {len(jobs)} clips already scored in {args.out}; scoring {len(todo)}",
@@ -176,7 +198,9 @@ def run_score(args: argparse.Namespace) -> int:
         with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar:
             for result in score_files(todo, args.variant, protocol=protocol, workers=args.workers,
                                       empty_score=args.empty_score, executor=args.executor, address=args.address):
-                record = result.to_record()
+                record = {**result.to_record(), "key": os.path.abspath(result.video),
+                          "audio_key": os.path.abspath(result.audio) if result.audio else None,
+                          "empty_score": args.empty_score}
                 if writer is not None:
                     writer.write(record)
                 fresh.append(record)

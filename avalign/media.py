@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from .protocol import Protocol
 
 #: Extensions treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mp4",)
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+def is_partial(path: str | os.PathLike) -> bool:
+    """True for files an interrupted write leaves (``X.partial.mp4``, ``X.mp4.tmp``, ``.X.mp4``)."""
+    name = Path(path).name
+    return name.startswith(".") or ".partial." in name or name.endswith((".tmp", ".part", ".partial"))
 
 
 class MediaError(RuntimeError):

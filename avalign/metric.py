@@ -33,6 +33,12 @@ def _frames_uint8(video: np.ndarray) -> np.ndarray:
     if video.shape[-1] != 3 and video.shape[1] == 3:
         video = video.transpose(0, 2, 3, 1)
     if video.dtype != np.uint8:
+        if not np.issubdtype(video.dtype, np.floating):
+            raise ValueError(f"frames must be uint8 or float in [0, 1], got {video.dtype}")
+        low, high = float(np.nanmin(video)), float(np.nanmax(video))
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(f"float frames must be in [0, 1], got values in [{low:.3g}, {high:.3g}] "
+                             "(convert [-1, 1] outputs with (x + 1) / 2, or pass uint8)")
         video = np.clip(np.rint(video.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(video)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
+import warnings
 import tempfile
 import time
 import uuid
@@ -30,6 +32,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -42,6 +45,7 @@ from .score import (
     AVAlignResult,
     analyze_audio_file,
     assemble,
+    audio_error,
     error_reason,
     error_result,
     resolve_audio,
@@ -132,8 +136,30 @@ def score_files(
         finally:
             cv2.setNumThreads(threads)
         return
-    yield from _ParallelRun(jobs, variant, protocol, workers, empty_score, max(1, int(chunk_pairs)),
-                            start_method).results()
+    run = _ParallelRun(jobs, variant, protocol, workers, empty_score, max(1, int(chunk_pairs)), start_method)
+    try:
+        yield from run.results()
+    except _UnguardedMain:
+        warnings.warn(
+            "score_files: the worker processes died at start-up because the calling script has no "
+            "`if __name__ == \"__main__\":` guard (each worker re-runs the script's top level). Scoring with one "
+            "worker instead; put the calling code under that guard to use several.", RuntimeWarning, stacklevel=2)
+        left = [run.clips[i].job for i in range(len(jobs)) if not run.clips[i].done]
+        yield from score_files(left, variant, protocol=protocol, workers=1, empty_score=empty_score)
+
+
+class _UnguardedMain(RuntimeError):
+    """Workers died before any task finished and the main script has no ``__main__`` guard."""
+
+
+def _unguarded_main() -> bool:
+    """True when ``__main__`` is a script file without an ``if __name__ == "__main__":`` guard: every
+    spawned or forkserver worker then re-runs its top level and dies starting a pool of its own."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    try:
+        return bool(path) and "__name__" not in Path(path).read_text(errors="replace")
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +246,7 @@ class _ParallelRun:
         self.suspects: deque[int] = deque()  # clips in flight when a worker died
         self.isolated: int | None = None  # a suspect being scored alone
         self.inflight: dict[Future, tuple[int, int | None]] = {}
+        self.finished_tasks = 0  # tasks that came back from a worker
 
     def results(self) -> Iterator[AVAlignResult]:
         with tempfile.TemporaryDirectory(prefix="avalign-") as tmpdir:
@@ -282,7 +309,7 @@ class _ParallelRun:
         try:
             clip.audio = analyze_audio_file(clip.audio_path or clip.job.video, self.variant, self.protocol)
         except Exception as exc:
-            yield self._fail(idx, error_reason(clip.job.video, exc))
+            yield self._fail(idx, audio_error(clip.job.video, clip.audio_path, exc))
             return
         clip.seconds += time.perf_counter() - start
         yield from self._try_finish(idx)
@@ -293,8 +320,11 @@ class _ParallelRun:
         try:
             outcome = future.result()
         except BrokenProcessPool:
+            if self.finished_tasks == 0 and self.start_method != "fork" and _unguarded_main():
+                raise _UnguardedMain() from None
             yield from self._recover(idx)
             return
+        self.finished_tasks += 1
         if start is None:
             clip.prepared = outcome
             clip.seconds += outcome.seconds

@@ -146,7 +146,7 @@ class _RayRun:
             analysis, error, seconds = value
             st["seconds"] += seconds
             if error is not None:
-                yield self._fail(i, f"{self.jobs[i].video}: its audio {error}")
+                yield self._fail(i, error if st["audio_path"] is None else f"{self.jobs[i].video}: its audio {error}")
                 return
             st["audio"] = analysis
         if st["meta"] is not None and st["audio"] is not None and st["missing"] == 0:

@@ -131,6 +131,12 @@ def error_reason(path: str | os.PathLike, exc: BaseException) -> str:
     return f"{path}: {type(exc).__name__}: {exc}"
 
 
+def audio_error(video: str, audio_path: str | None, exc: BaseException) -> str:
+    """One line naming the clip and, when it is another file, its audio file, and the reason."""
+    reason = error_reason(audio_path or video, exc)
+    return reason if audio_path is None else f"{video}: its audio {reason}"
+
+
 def resolve_audio(video: str | os.PathLike, audio: str | os.PathLike | None = None) -> str | None:
     """The audio source for a video: ``audio`` if given, else the sibling ``X.wav``, else None
     (meaning the video container's own audio track)."""
@@ -263,10 +269,13 @@ def score_file(
     audio_path = resolve_audio(video, audio)
     try:
         clip = read_video_gray(video, protocol)
-        audio_analysis = analyze_audio_file(audio_path or video, variant, protocol)
         mags = core.pair_magnitudes(clip.frames, mode=protocol.flow)
     except Exception as exc:  # a batch never dies on one clip
         return error_result(video, audio_path, variant, error_reason(video, exc), protocol)
+    try:
+        audio_analysis = analyze_audio_file(audio_path or video, variant, protocol)
+    except Exception as exc:
+        return error_result(video, audio_path, variant, audio_error(video, audio_path, exc), protocol)
     return assemble(
         video, audio_path, variant, clip.fps, clip.n_frames, mags, audio_analysis, protocol=protocol,
         frame_shape=clip.frame_shape, empty_score=empty_score, seconds=time.perf_counter() - start,

@@ -49,7 +49,9 @@ class Summary:
     ci_high: float
 
     def line(self) -> str:
-        """One human-readable line."""
+        """One human-readable line ("no clip scored" when no clip has a score)."""
+        if self.n_scored == 0:
+            return f"no clip scored; n={self.n}, n_undefined={self.n_undefined}, n_error={self.n_error}"
         return (
             f"AV-Align {self.mean:.4f} (95% CI {self.ci_low:.4f}-{self.ci_high:.4f}) over {self.n_scored} clips; "
             f"n={self.n}, n_undefined={self.n_undefined}, n_error={self.n_error}"
