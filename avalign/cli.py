@@ -85,8 +85,52 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--retry-errors", action="store_true", help="rescore clips whose record in --out is an error")
     score.add_argument("--quiet", action="store_true", help="no per-clip lines, only the summary")
 
+    study = sub.add_parser(
+        "study", help="how far the score moves under offsets, fps, size, re-encoding and flow modes",
+        description="Score each clip under audio offsets, re-timing, resizing, H.264 re-encoding and every flow "
+                    "mode; write study.jsonl (resumable), study.csv and plots into --out.",
+        formatter_class=_HelpFormatter,
+    )
+    study.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders")
+    study.add_argument("--out", required=True, metavar="DIR", help="study folder")
+    study.add_argument("--offsets", type=int, default=6, metavar="K", help="audio offsets -K..K frames")
+    study.add_argument("--fps", default="8,12,24", help="re-timing rates, comma-separated")
+    study.add_argument("--sizes", default="128,256,384", help="short sides in px, comma-separated")
+    study.add_argument("--crf", default="18,28,38", help="H.264 CRFs, comma-separated")
+    study.add_argument("--flow", default=",".join(FLOW_MODES), help="flow modes, comma-separated")
+    study.add_argument("--factors", default="offset,fps,size,crf,flow", help="which factors to vary")
+    study.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS))
+    study.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
+    study.add_argument("--executor", default="local", choices=("local", "ray"))
+    study.add_argument("--address", metavar="ADDR", help="Ray cluster (see score --help)")
+
     sub.add_parser("variants", help="list the AV-Align variants", description="List the AV-Align variants.")
     return parser
+
+
+def run_study_cli(args: argparse.Namespace) -> int:
+    from .study import StudySettings, iter_factors, run_study, summary_rows
+
+    if args.workers < 1 or args.offsets < 0:
+        raise UsageError("--workers must be at least 1 and --offsets at least 0")
+    try:
+        settings = StudySettings(
+            offsets=args.offsets, fps=tuple(float(x) for x in args.fps.split(",") if x.strip()),
+            sizes=tuple(int(x) for x in args.sizes.split(",") if x.strip()),
+            crf=tuple(int(x) for x in args.crf.split(",") if x.strip()),
+            flow=tuple(x.strip() for x in args.flow.split(",") if x.strip()), factors=tuple(iter_factors(args.factors)))
+        for mode in settings.flow:
+            Protocol(flow=mode)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    videos = [j.video for j in collect_jobs(args.paths, None)]
+    rows = run_study(videos, args.out, settings, variant=args.variant, workers=args.workers, executor=args.executor,
+                     address=args.address)
+    for r in summary_rows(rows):
+        print(f"{r['factor']:<7}{str(r['value']):>18}  mean {r['mean']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})  "
+              f"|d| {r['mean_abs_delta']:.3f}  rho {r['spearman_rho']:.2f}  n={r['n']}")
+    print(f"study: {Path(args.out) / 'study.csv'}")
+    return EXIT_OK
 
 
 def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
@@ -239,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "variants":
             return run_variants()
+        if args.command == "study":
+            return run_study_cli(args)
         return run_score(args)
     except UsageError as exc:
         print(f"avalign: error: {exc}", file=sys.stderr)

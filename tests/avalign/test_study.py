@@ -1,0 +1,77 @@
+"""The sensitivity study: the offset curve of clips with known sync, and conditions that are the
+protocol's own conform step."""
+
+import pytest
+
+from avalign import Protocol, score_file
+from avalign.cli import main
+from avalign.records import read_jsonl
+from avalign.study import StudySettings, run_study, shift_audio, summary_rows
+
+EVENTS = [0.5, 1.2, 2.0, 2.7]
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory):
+    from avalign.media import write_video, write_wav
+    from tests.synth import click_track, jump_frames
+
+    folder = tmp_path_factory.mktemp("synced")
+    clips = []
+    for i, fps in enumerate((10, 12, 15)):
+        events = [t + 0.05 * i for t in EVENTS]
+        write_video(folder / f"s{i}.mp4", jump_frames(events, int(3.5 * fps), fps), fps)
+        write_wav(folder / f"s{i}.wav", click_track(events, 3.5, 16000), 16000)
+        clips.append(str(folder / f"s{i}.mp4"))
+    return clips
+
+
+def test_shift_audio_by_hand():
+    import numpy as np
+
+    y = np.arange(1, 11, dtype=np.float32)
+    assert shift_audio(y, 10, 0.3).tolist() == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]  # later, zero-padded, same length
+    assert shift_audio(y, 10, -0.2).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
+
+
+def test_offset_curve_peaks_at_zero_and_falls_by_two_frames(synced, tmp_path):
+    rows = run_study(synced, tmp_path, StudySettings(offsets=3, factors=("offset",)), workers=1)
+    curve = {r["value"]: r["mean"] for r in summary_rows(rows) if r["factor"] == "offset"}
+    assert curve[0] == 1.0 and curve[0] == max(curve.values())
+    assert curve[2] < 0.35 and curve[-2] < 0.35 and curve[3] < 0.35 and curve[-3] < 0.35
+    assert (tmp_path / "offset.png").stat().st_size > 5000 and (tmp_path / "study.csv").exists()
+
+
+def test_retiming_and_resizing_are_the_conform_step(synced, tmp_path, capsys):
+    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--fps", "8", "--sizes", "48",
+                 "--crf", "28", "--flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
+    rows = read_jsonl(tmp_path / "study.jsonl")
+    got = {(r["clip"], r["factor"], str(r["value"])): r["score"] for r in rows}
+    for clip in synced:  # 64x64 clips: a short side of 48 is 48x48
+        assert got[(clip, "fps", "8.0")] == score_file(clip, protocol=Protocol(fps=8)).score
+        assert got[(clip, "size", "48")] == score_file(clip, protocol=Protocol(width=48, height=48)).score
+        assert got[(clip, "flow", "dis-ultrafast")] == score_file(clip, protocol=Protocol(flow="dis-ultrafast")).score
+        assert got[(clip, "flow", "farneback")] == got[(clip, "offset", "0")] == score_file(clip).score
+        assert (clip, "crf", "28") in got
+    assert {r["factor"] for r in rows} == {"offset", "fps", "size", "crf", "flow"}
+    assert "study:" in capsys.readouterr().out and (tmp_path / "factors.png").exists()
+    before = (tmp_path / "study.jsonl").read_bytes()
+    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--fps", "8", "--sizes", "48",
+                 "--crf", "28", "--flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
+    assert (tmp_path / "study.jsonl").read_bytes() == before  # resumed: nothing redone
+
+
+def test_study_on_golden_clips_small(golden_clips, tmp_path):
+    clips = [str(golden_clips / f"{n}.mp4") for n in ("c01_sync_bounce_24fps_256x256_4s", "c03_sync_burst_8fps_64x64_2s",
+                                                      "c04_sync_burst_10fps_128x128_3s")]
+    rows = run_study(clips, tmp_path, StudySettings(offsets=2, fps=(12.0,), sizes=(128,), crf=(28,),
+                                                    flow=("farneback", "farneback-half")), workers=2)
+    table = {(r["factor"], r["value"]): r for r in summary_rows(rows)}
+    assert table[("offset", 0)]["n"] == 3 and table[("offset", 0)]["mean_abs_delta"] == 0.0
+    assert table[("flow", "farneback")]["mean"] == table[("offset", 0)]["mean"]
+    assert len(rows) == 3 * (5 + 1 + 1 + 1 + 2)
+
+
+def test_bad_study_arguments(tmp_path, golden_clips):
+    assert main(["study", str(golden_clips), "--out", str(tmp_path), "--factors", "offset,colour"]) == 2
+    assert main(["study", str(golden_clips), "--out", str(tmp_path), "--flow", "magic"]) == 2
