@@ -116,8 +116,11 @@ def reencode(video: str, crf: int, out: Path) -> Path:
 
 def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudySettings = StudySettings(), *,
               variant: str | Variant = "tempotokens-2025", workers: int | None = None, executor: str = "local",
-              address: str | None = None, progress=None) -> list[dict]:
-    """Run (or resume) the study of the clips ``paths``; returns every row of ``study.jsonl``."""
+              address: str | None = None, progress=None, protocol: Protocol | None = None) -> list[dict]:
+    """Run (or resume) the study of the clips ``paths``; returns every row of ``study.jsonl``.
+
+    ``protocol`` is how the unchanged clips (and so the offsets, in its frame periods) are scored; by
+    default each clip as decoded.  The other factors set their own protocol."""
     variant = get_variant(variant)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +146,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
         need_base = [v for v in videos if any((v, "offset", str(k)) not in done
                                              for k in range(-settings.offsets, settings.offsets + 1))
                      or (v, "offset", "0") not in done]
-        for r in score_files(need_base, variant, **run):
+        for r in score_files(need_base, variant, protocol=protocol or Protocol(), **run):
             bases[r.video] = r
             emit(offset_rows(r, variant, settings.offsets) if r.status != "error" and "offset" in settings.factors
                  else [_row(r.video, "offset", 0, r)])
@@ -261,20 +264,7 @@ def plot_study(rows: Sequence[dict], out: Path, title: str = "") -> list[Path]:
     written = []
     off = [r for r in table if r["factor"] == "offset"]
     if off:
-        x = np.array([r["value"] for r in off], float)
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        ax.fill_between(x, [r["ci_low"] for r in off], [r["ci_high"] for r in off], alpha=0.25, label="95% CI")
-        ax.plot(x, [r["mean"] for r in off], marker="o", label="mean AV-Align")
-        ax.axvline(0, color="gray", lw=0.8, ls=":")
-        ax.set_xlabel("audio offset (frames; positive = audio later)")
-        ax.set_ylabel("AV-Align")
-        ax.set_title(f"offset curve (n={off[0]['n']} clips){': ' + title if title else ''}", fontsize=10)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / "offset.png", dpi=110)
-        plt.close(fig)
-        written.append(out / "offset.png")
+        written.append(plot_offset_panel(rows, out / "offset.png", title=title))
     others = [f for f in FACTORS[1:] if any(r["factor"] == f for r in table)]
     if others:
         base = next((r["mean"] for r in off if r["value"] == 0), float("nan"))
@@ -299,6 +289,32 @@ def plot_study(rows: Sequence[dict], out: Path, title: str = "") -> list[Path]:
         plt.close(fig)
         written.append(out / "factors.png")
     return written
+
+
+def plot_offset_panel(rows: Sequence[dict], path: Path, label: str = "", title: str = "") -> Path:
+    """The offset curve: mean AV-Align (95% bootstrap band) against the audio offset in frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    off = [r for r in summary_rows(rows) if r["factor"] == "offset"]
+    x = np.array([r["value"] for r in off], float)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.fill_between(x, [r["ci_low"] for r in off], [r["ci_high"] for r in off], alpha=0.25, label="95% CI")
+    ax.plot(x, [r["mean"] for r in off], marker="o", label=f"mean AV-Align{' — ' + label if label else ''}")
+    ax.axvline(0, color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("audio offset (frames; positive = audio later)")
+    ax.set_ylabel("AV-Align")
+    n = off[0]["n"] if off else 0
+    ax.set_title(f"offset curve (n={n} clips){chr(10) + title if title else ''}", fontsize=9)
+    ax.set_ylim(0, max(1.05, float(np.nanmax([r["ci_high"] for r in off])) + 0.05 if off else 1.05))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def iter_factors(text: str) -> Iterator[str]:

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-method", default=None,
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
+    p.add_argument("--study", action="store_true",
+                   help="also run the audio-offset study on the ground-truth clips (a calibration panel in reports)")
     p.add_argument("--stages", default=",".join(STAGES), help="which stages to run: " + ", ".join(STAGES))
     return p
 
@@ -174,6 +176,20 @@ def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
             for r in waiting.pop((os.path.abspath(result.video), result.audio)):
                 out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
                            "avalign": result.to_record(envelope=True)})
+
+
+def stage_study(run_dir: Path, protocol: Protocol, variant: str, workers: int | None, executor: str) -> None:
+    """The audio-offset study (-6..6 frames) of the run's ground-truth clips, under the run's protocol,
+    into ``RUN_DIR/study/``: how the metric itself responds to desynchronisation on this dataset."""
+    from avalign.study import StudySettings, run_study
+
+    clips = sorted(r["avalign"]["video"] for r in latest(read_jsonl(run_dir / "records.jsonl")).values()
+                   if r["method"] == "ground_truth" and r.get("avalign") and r["status"] != "error")
+    if not clips:
+        print("benchmarks.run: --study needs the ground_truth method's clips; none were scored", file=sys.stderr)
+        return
+    run_study(clips, run_dir / "study", StudySettings(offsets=6, factors=("offset",)), variant=variant,
+              workers=workers, executor=executor, protocol=protocol)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "score" in stages:
         stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors,
                     executor=args.executor)
+    if args.study and "score" in stages:
+        stage_study(run_dir, protocol, args.variant, args.workers, args.executor)
     if "summarize" in stages:
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
                                reference=reference)

@@ -49,8 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tables = write_tables(rows, out)
     figures = [plot_av_align(rows, out / "av_align.png"), plot_time_memory(rows, out / "time_memory.png")]
-    timelines = []
+    timelines, calibration = [], []
     for run, mine, records, profiles in runs:
+        study = run / "study" / "study.jsonl"
+        if study.is_file():  # the calibration panel: the metric's own offset curve on this run's real clips
+            from avalign.study import plot_offset_panel
+
+            tag = f"_{run.name}" if len(runs) > 1 else ""
+            title = "; ".join(how(r["protocol"], r["variant"]) for r in mine[:1])
+            calibration.append(plot_offset_panel(read_jsonl(study), out / f"calibration{tag}.png",
+                                                 f"{mine[0]['dataset']} ground truth" if mine else "", title))
         order = [r["method"] for r in mine]
         tag = f"_{run.name}" if len(runs) > 1 else ""
         title = "; ".join(how(r["protocol"], r["variant"]) for r in mine[:1])
@@ -70,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               "column in bold among the rows whose role is `compared`; `ceiling` (the real clip), `chance` (real "
               "video, another clip's audio) and `floor` (a still frame) show the metric's range. Resource figures "
               "are each generating method's own process; rows that generate nothing show —.", "",
-              tables["md"].read_text(), "",
+              tables["md"].read_text(), ""]
+    if calibration:
+        index += ["**Calibration** — the metric's own response on this dataset's real clips: their mean AV-Align "
+                  "with the audio shifted by k frames (a sync metric peaks at 0; the fall-off says how much "
+                  "desynchronisation the numbers above can detect).", ""]
+        index += [f"![{p.stem}]({os.path.relpath(p, out)})" for p in calibration] + [""]
+    index += [
               f"Tables: [CSV]({rel(tables['csv'])}), [Markdown]({rel(tables['md'])}), [LaTeX]({rel(tables['tex'])})", ""]
     index += [f"![{p.stem}]({rel(p)})" for p in figures]
     index += ["", "## Alignment timelines", ""] + [f"- [{p.stem}]({rel(p)})" for p in timelines]

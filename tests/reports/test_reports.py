@@ -125,3 +125,23 @@ def test_profile_plot(tmp_path, stages):
             "step_s": [1.0, 1.0], "stage_peak_mem_mb": {"denoising": 900.0, "vae_decoding": 1200.0} if stages == 2 else None}
     assert plot_profile([clip], ["m"], tmp_path / "p.png", "t").stat().st_size > 5000
     assert plot_profile([{"kind": "load", "method": "m"}], ["m"], tmp_path / "q.png") is None
+
+
+def test_calibration_panel_from_a_run_with_study(tmp_path, tiny_dir):
+    from avalign.records import read_jsonl
+    from benchmarks.run import main as bench
+    from tempotokens.data.synthetic import make_synthetic
+
+    make_synthetic(tmp_path / "data", num_clips=8, seed=1, duration_s=3.0, size=48)
+    run = tmp_path / "run"
+    assert bench(["--data-root", str(tmp_path / "data"), "--model", str(tiny_dir), "--out", str(run),
+                  "--num-frames", "24", "--fps", "12", "--height", "32", "--width", "32", "--methods", "ground_truth",
+                  "--workers", "2", "--study"]) == 0
+    rows = read_jsonl(run / "study" / "study.jsonl")
+    assert {r["factor"] for r in rows} == {"offset"} and len(rows) == 2 * 13  # 2 test clips, offsets -6..6
+    gt = {r["clip_id"]: r["avalign"]["score"] for r in read_jsonl(run / "records.jsonl")}
+    zero = {r["clip"]: r["score"] for r in rows if r["value"] == 0}
+    assert sorted(zero.values()) == sorted(gt.values())  # offset 0 is the run's own ground-truth score
+    assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "0"]) == 0
+    assert (tmp_path / "report" / "calibration.png").stat().st_size > 5000
+    assert "**Calibration**" in (tmp_path / "report" / "index.md").read_text()
