@@ -89,3 +89,40 @@ def test_conformed_30fps_clip(benchmark, fps):
         native, retimed = _means["conform_None"], _means["conform_12.0"]
         print(f"\n30 fps clip, 10 s at 512x320: native {native:.2f} s, re-timed to 12 fps {retimed:.2f} s "
               f"({retimed / native:.0%} of the native time for 40% of the pairs)")
+
+
+@pytest.mark.parametrize("mode", ["farneback", "farneback-half", "farneback-quarter", "dis-ultrafast", "dis-fast"])
+def test_flow_mode_pair_512x320(benchmark, mode):
+    """One frame pair at 512x320 in each flow mode, single-threaded (the exact mode is the reference's)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    frames = read_video_gray(CLIPS / "c05_sync_burst_30fps_512x320_10s.mp4").frames[:2]
+    benchmark(pair_magnitudes, frames, 0, None, mode)
+    _means[f"flow_{mode}"] = benchmark.stats.stats.mean
+    if all(f"flow_{m}" in _means for m in ("farneback", "farneback-half", "farneback-quarter", "dis-ultrafast",
+                                            "dis-fast")):
+        exact = _means["flow_farneback"]
+        print("\nflow pair 512x320: " + ", ".join(f"{m} {_means['flow_' + m] * 1e3:.1f} ms ({exact / _means['flow_' + m]:.1f}x)"
+                                               for m in ("farneback", "farneback-half", "farneback-quarter",
+                                                         "dis-ultrafast", "dis-fast")))
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_ray_batch(benchmark, cpus, reference_scores):
+    """The 12 golden clips on a local Ray cluster of 1 and 2 CPUs (cluster start-up not timed)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        def batch():
+            return {os.path.basename(r.video): r.score for r in
+                    score_files(sorted(CLIPS.glob("*.mp4")), executor="ray", chunk_pairs=16)}
+
+        scores = benchmark.pedantic(batch, rounds=2, iterations=1)
+    finally:
+        ray.shutdown()
+    assert scores == pytest.approx(reference_scores, abs=1e-12)
+    _means[f"ray_{cpus}"] = benchmark.stats.stats.mean
+    if "ray_1" in _means and "ray_2" in _means:
+        print(f"\nRay, 12 golden clips: 1 CPU {_means['ray_1']:.2f} s, 2 CPUs {_means['ray_2']:.2f} s "
+              f"({_means['ray_1'] / _means['ray_2']:.2f}x)")
