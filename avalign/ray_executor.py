@@ -6,9 +6,10 @@ Imported only when ``executor="ray"`` is asked for, so ``avalign`` never needs R
 * a *prepare* task per clip decodes and conforms it and computes the flow of its first
   ``chunk_pairs`` frame pairs; its gray frames go to Ray's object store (no shared disk needed),
 * *chunk* tasks compute the flow of the remaining pairs of long clips from those frames, on any node,
-* an *audio* task per clip computes the onset envelope and peaks,
-* the driver assembles peaks, matching and score with :func:`avalign.score.assemble`, so results are
-  identical to the local executor's.
+* the driver analyses each clip's audio while the tasks run (as the local executor's parent does:
+  it is ~3% of the work, and the onset envelope is then computed in the same kind of process, so the
+  records are identical to the local executor's to the last bit) and assembles peaks, matching and
+  score with :func:`avalign.score.assemble`.
 
 A task that kills its worker (a decoder crash, out of memory) is retried once by Ray, then costs only
 its clip: an error record says so.  The videos and audio files must be readable from every node (a
@@ -27,7 +28,7 @@ import numpy as np
 from . import core
 from .parallel import Job, _Prepared, _prepare_arrays
 from .protocol import Protocol
-from .score import AVAlignResult, analyze_audio_file, assemble, error_reason, error_result, resolve_audio
+from .score import AVAlignResult, analyze_audio_file, assemble, audio_error, error_result, resolve_audio
 from .variants import Variant
 
 #: Tasks in flight per CPU of the cluster (bounds the frames held in the object store).
@@ -51,15 +52,7 @@ def _remote_functions(ray):
         t0 = time.perf_counter()
         return core.pair_magnitudes(frames, start, stop, mode=flow), time.perf_counter() - t0
 
-    @ray.remote(num_cpus=1, max_retries=1)
-    def audio(path: str, variant: Variant, protocol: Protocol):
-        t0 = time.perf_counter()
-        try:
-            return analyze_audio_file(path, variant, protocol), None, time.perf_counter() - t0
-        except Exception as exc:
-            return None, error_reason(path, exc), time.perf_counter() - t0
-
-    return prepare, chunk, audio
+    return prepare, chunk
 
 
 def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, empty_score: float | None,
@@ -86,7 +79,7 @@ class _RayRun:
     def __init__(self, ray, jobs, variant, protocol, empty_score, chunk_pairs):
         self.ray, self.jobs, self.variant, self.protocol = ray, jobs, variant, protocol
         self.empty_score, self.chunk_pairs = empty_score, chunk_pairs
-        self.prepare, self.chunk, self.audio = _remote_functions(ray)
+        self.prepare, self.chunk = _remote_functions(ray)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.limit = max(2, INFLIGHT_PER_CPU * cpus)
         self.state: dict[int, dict] = {}
@@ -95,21 +88,39 @@ class _RayRun:
     def results(self) -> Iterator[AVAlignResult]:
         ray = self.ray
         todo = list(range(len(self.jobs)))
-        while todo or self.pending:
+        audio_todo: list[int] = []
+        while todo or self.pending or audio_todo:
             while todo and len(self.pending) < self.limit:
-                self._start(todo.pop(0))
+                audio_todo.append(self._start(todo.pop(0)))
+            while audio_todo:  # the driver's share, done while the tasks run
+                yield from self._analyze_audio(audio_todo.pop(0))
+            if not self.pending:
+                continue
             done, _ = ray.wait(list(self.pending), num_returns=1)
             for ref in done:
                 yield from self._collect(ref)
 
-    def _start(self, i: int) -> None:
+    def _analyze_audio(self, i: int) -> Iterator[AVAlignResult]:
+        st = self.state[i]
+        if st["done"]:
+            return
+        t0 = time.perf_counter()
+        try:
+            st["audio"] = analyze_audio_file(st["audio_path"] or self.jobs[i].video, self.variant, self.protocol)
+        except Exception as exc:
+            yield self._fail(i, audio_error(self.jobs[i].video, st["audio_path"], exc))
+            return
+        st["seconds"] += time.perf_counter() - t0
+        yield from self._try_finish(i)
+
+    def _start(self, i: int) -> int:
         job = self.jobs[i]
         audio_path = resolve_audio(job.video, job.audio)
         meta_ref, frames_ref = self.prepare.options(num_returns=2).remote(job, self.chunk_pairs, self.protocol)
         self.state[i] = {"audio_path": audio_path, "frames": frames_ref, "chunks": {}, "missing": None,
                          "meta": None, "audio": None, "seconds": 0.0, "done": False}
         self.pending[meta_ref] = (i, "prepare", None)
-        self.pending[self.audio.remote(audio_path or job.video, self.variant, self.protocol)] = (i, "audio", None)
+        return i
 
     def _collect(self, ref) -> Iterator[AVAlignResult]:
         ray = self.ray
@@ -137,19 +148,16 @@ class _RayRun:
             for s in starts:
                 self.pending[self.chunk.remote(st["frames"], s, min(s + self.chunk_pairs, n_pairs),
                                                self.protocol.flow)] = (i, "chunk", s)
-        elif kind == "chunk":
+        else:
             mags, seconds = value
             st["chunks"][start] = mags
             st["missing"] -= 1
             st["seconds"] += seconds
-        else:
-            analysis, error, seconds = value
-            st["seconds"] += seconds
-            if error is not None:
-                yield self._fail(i, error if st["audio_path"] is None else f"{self.jobs[i].video}: its audio {error}")
-                return
-            st["audio"] = analysis
-        if st["meta"] is not None and st["audio"] is not None and st["missing"] == 0:
+        yield from self._try_finish(i)
+
+    def _try_finish(self, i: int) -> Iterator[AVAlignResult]:
+        st = self.state[i]
+        if not st["done"] and st["meta"] is not None and st["audio"] is not None and st["missing"] == 0:
             meta = st["meta"]
             mags = np.concatenate([st["chunks"][s] for s in sorted(st["chunks"])])
             self._release(i)

@@ -72,3 +72,13 @@ def test_bad_shard(text):
     with pytest.raises(UsageError):
         parse_shard(text)
     assert parse_shard("2/5") == (2, 5)
+
+
+def test_ray_stays_out_of_the_import_path():
+    import subprocess
+    import sys
+
+    code = ("import sys, avalign, avalign.cli, avalign.study\n"
+            "from avalign import score_files\n"
+            "assert 'ray' not in sys.modules, 'ray imported'\n")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

@@ -336,3 +336,19 @@ def test_generated_clips_cover_the_span(run):
     gen = read_video_gray(next((run / "clips" / "tempotokens").glob("*.mp4")))
     real = read_video_gray(next((run / "clips" / "ground_truth").glob("*.mp4")))
     assert gen.n_frames / gen.fps == pytest.approx(2.0) and real.n_frames / real.fps == pytest.approx(2.0, abs=0.05)
+
+
+def test_the_benchmark_scores_on_ray(tiny_dir, data_root, tmp_path):
+    pytest.importorskip("ray")
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), *SMALL, "--methods", "ground_truth,static_frame"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    shutil.copytree(tmp_path / "local", tmp_path / "ray", symlinks=True)  # the same files, scored again on Ray
+    (tmp_path / "ray" / "records.jsonl").unlink()
+    assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--stages", "score,summarize"]) == 0
+
+    def strip(run):
+        return {(r["method"], r["clip_id"]): {k: v for k, v in r["avalign"].items() if k not in ("seconds", "video",
+                                                                                                   "audio")}
+                for r in read_jsonl(run / "records.jsonl")}
+
+    assert strip(tmp_path / "local") == strip(tmp_path / "ray") and len(strip(tmp_path / "ray")) == 6
