@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Sequence
 
 from .media import VIDEO_EXTENSIONS, is_partial
-from .parallel import Job, default_workers, score_files
+from .parallel import ExecutorError, Job, default_workers, score_files
 from .core import FLOW_MODES
 from .protocol import Protocol
 from .records import JsonlWriter, read_jsonl, rewrite_jsonl
-from .score import AVAlignResult
+from .score import AVAlignResult, resolve_audio
 from .stats import summarize
 from .variants import DEFAULT_VARIANT, VARIANTS
 
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_HelpFormatter,
     )
-    score.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders (every *.mp4 inside)")
+    score.add_argument("paths", nargs="+", metavar="PATH",
+                       help="video files or folders (every .mp4, .mkv, .webm, .mov and .avi inside, sorted)")
     score.add_argument("--audio", metavar="WAV", help="audio file to use for the (single) video PATH")
     score.add_argument(
         "--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS),
@@ -99,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--crf", default="18,28,38", help="H.264 CRFs, comma-separated")
     study.add_argument("--flow", default=",".join(FLOW_MODES), help="flow modes, comma-separated")
     study.add_argument("--factors", default="offset,fps,size,crf,flow", help="which factors to vary")
-    study.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS))
+    study.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
     study.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
-    study.add_argument("--executor", default="local", choices=("local", "ray"))
+    study.add_argument("--executor", default="local", choices=("local", "ray"), help="where clips are scored")
     study.add_argument("--address", metavar="ADDR", help="Ray cluster (see score --help)")
 
     sub.add_parser("variants", help="list the AV-Align variants", description="List the AV-Align variants.")
@@ -158,6 +159,10 @@ def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:
             seen.add(key)
             jobs.append(Job(v, audio))
     return jobs
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -227,9 +232,14 @@ def run_score(args: argparse.Namespace) -> int:
             if args.audio is not None and used != os.path.abspath(args.audio):
                 raise UsageError(f"{args.out}: {job.video} was scored with audio {old.get('audio') or 'its own track'}, "
                                  f"not {args.audio}; choose another --out")
-            if old.get("empty_score") != args.empty_score:
-                raise UsageError(f"{args.out}: holds results of --empty-score {old.get('empty_score')}, not "
-                                 f"{args.empty_score}; choose another --out")
+            if old.get("audio_key") is not None and old["status"] != "error" and \
+                    old["audio_key"] != _abs(resolve_audio(job.video, job.audio)):
+                raise UsageError(f"{args.out}: {job.video} was scored with audio {old['audio_key']}, not "
+                                 f"{_abs(resolve_audio(job.video, job.audio)) or 'its own track'}; choose another --out")
+        other = {r.get("empty_score") for r in records} - {args.empty_score}
+        if other:
+            raise UsageError(f"{args.out}: holds results of --empty-score {other.pop()}, not {args.empty_score}; "
+                             "choose another --out")
     todo = [j for j in jobs if os.path.abspath(j.video) not in previous]
     if previous and not args.quiet:
         print(f"{len(jobs) - len(todo)} of {len(jobs)} clips already scored in {args.out}; scoring {len(todo)}",
@@ -286,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "study":
             return run_study_cli(args)
         return run_score(args)
-    except UsageError as exc:
+    except (UsageError, ExecutorError) as exc:
         print(f"avalign: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -35,7 +35,9 @@ def _frames_uint8(video: np.ndarray) -> np.ndarray:
     if video.dtype != np.uint8:
         if not np.issubdtype(video.dtype, np.floating):
             raise ValueError(f"frames must be uint8 or float in [0, 1], got {video.dtype}")
-        low, high = float(np.nanmin(video)), float(np.nanmax(video))
+        if not np.isfinite(video).all():
+            raise ValueError("float frames must be finite (got NaN or infinity)")
+        low, high = float(video.min()), float(video.max())
         if not (0.0 <= low and high <= 1.0):
             raise ValueError(f"float frames must be in [0, 1], got values in [{low:.3g}, {high:.3g}] "
                              "(convert [-1, 1] outputs with (x + 1) / 2, or pass uint8)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import sys
 import warnings
 import tempfile
@@ -124,7 +125,9 @@ def score_files(
                                    address=address, workers=workers)
         return
     if executor != "local":
-        raise ValueError(f"unknown executor {executor!r}; choose local or ray")
+        raise ExecutorError(f"unknown executor {executor!r}; choose local or ray")
+    if address is not None:
+        raise ExecutorError("--address names a Ray cluster: it needs --executor ray")
     if workers <= 1 or not jobs:
         import cv2
 
@@ -148,6 +151,10 @@ def score_files(
         yield from score_files(left, variant, protocol=protocol, workers=1, empty_score=empty_score)
 
 
+class ExecutorError(RuntimeError):
+    """The executor cannot run at all (Ray missing or unreachable, a bad option): one line."""
+
+
 class _UnguardedMain(RuntimeError):
     """Workers died before any task finished and the main script has no ``__main__`` guard."""
 
@@ -157,9 +164,10 @@ def _unguarded_main() -> bool:
     spawned or forkserver worker then re-runs its top level and dies starting a pool of its own."""
     path = getattr(sys.modules.get("__main__"), "__file__", None)
     try:
-        return bool(path) and "__name__" not in Path(path).read_text(errors="replace")
+        source = Path(path).read_text(errors="replace") if path else ""
     except OSError:
         return False
+    return bool(path) and not re.search(r"^\s*if\s+__name__\s*==\s*['\"]__main__['\"]", source, re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,19 +55,40 @@ def _remote_functions(ray):
     return prepare, chunk
 
 
-def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, empty_score: float | None,
-                    chunk_pairs: int, address: str | None, workers: int) -> Iterator[AVAlignResult]:
-    """Yield each clip's result as soon as it is finished (completion order)."""
-    import ray
+def import_ray():
+    """Ray, or :class:`~avalign.parallel.ExecutorError` saying how to install it."""
+    from .parallel import ExecutorError
+
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("--executor ray needs Ray: pip install 'tempotokens[ray]'") from None
+    return ray
+
+
+def connect(ray, address: str | None, workers: int) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one of ``workers`` CPUs."""
+    from .parallel import ExecutorError
 
     address = address or os.environ.get("RAY_ADDRESS")
-    started = not ray.is_initialized()
-    if started:
+    try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("_AVALIGN_")}})
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ExecutorError(f"cannot reach the Ray cluster {address or '(local)'}: {' '.join(str(exc).split())}") \
+            from None
+
+
+def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, empty_score: float | None,
+                    chunk_pairs: int, address: str | None, workers: int) -> Iterator[AVAlignResult]:
+    """Yield each clip's result as soon as it is finished (completion order)."""
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        connect(ray, address, workers)
     try:
         yield from _RayRun(ray, jobs, variant, protocol, empty_score, chunk_pairs).results()
     finally:
@@ -130,8 +151,7 @@ class _RayRun:
             return
         try:
             value = ray.get(ref)
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError, ray.exceptions.NodeDiedError,
-                ray.exceptions.ObjectLostError) as exc:
+        except ray.exceptions.RayError as exc:  # a crashed or OOM-killed worker, a lost node or object
             yield self._fail(i, f"{self.jobs[i].video}: a Ray worker died while scoring this clip "
                                 f"({type(exc).__name__})")
             return

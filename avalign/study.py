@@ -5,10 +5,11 @@ Per clip, the score under:
 * ``offset``: the audio shifted by k frame periods (k/fps s; positive = audio later; zero-padded,
   same length).  The video side does not change, so each offset re-analyses only the shifted audio
   against the unchanged clip's video peaks.  A sync metric should peak at offset 0;
-* ``fps``: re-timing to 8, 12, 24 fps (the protocol's conform step), ``native`` = offset 0;
+* ``fps``: re-timing to 8, 12, 24 fps (the protocol's conform step), and ``native`` (the unchanged clip);
 * ``size``: resizing to a short side of 128, 256, 384 px (aspect kept: the conform step's
-  cover-and-crop crops nothing), ``native`` = offset 0;
-* ``crf``: H.264 re-encoding at CRF 18, 28, 38 (PyAV, written under ``DIR/work/``);
+  cover-and-crop crops nothing), and ``native``;
+* ``crf``: H.264 re-encoding at CRF 18, 28, 38 (PyAV, in the driver, written under ``DIR/work/``),
+  then scored through the executors;
 * ``flow``: every flow mode.
 
 Every condition but the offsets is one pass of :func:`avalign.score_files` (local processes or Ray).
@@ -120,13 +121,26 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     """Run (or resume) the study of the clips ``paths``; returns every row of ``study.jsonl``.
 
     ``protocol`` is how the unchanged clips (and so the offsets, in its frame periods) are scored; by
-    default each clip as decoded.  The other factors set their own protocol."""
+    default each clip as decoded.  The other factors set their own protocol.  Rows name each clip by
+    its absolute path, so a study resumes from any working directory.  With ``executor="ray"`` one
+    cluster serves every condition."""
+    if executor == "ray":
+        from .ray_executor import connect, import_ray
+
+        ray = import_ray()
+        if not ray.is_initialized():
+            connect(ray, address, workers or 1)
+            try:
+                return run_study(paths, out_dir, settings, variant=variant, workers=workers, executor=executor,
+                                 address=address, progress=progress, protocol=protocol)
+            finally:
+                ray.shutdown()
     variant = get_variant(variant)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "study.jsonl"
     done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
-    videos = [str(p) for p in paths]
+    videos = [os.path.abspath(p) for p in paths]
     run = dict(workers=workers, executor=executor, address=address)
 
     def todo(factor, value):
@@ -143,9 +157,8 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
 
         # the unchanged clips (offset 0), then every offset from their video peaks
         bases: dict[str, AVAlignResult] = {}
-        need_base = [v for v in videos if any((v, "offset", str(k)) not in done
-                                             for k in range(-settings.offsets, settings.offsets + 1))
-                     or (v, "offset", "0") not in done]
+        wanted = range(-settings.offsets, settings.offsets + 1) if "offset" in settings.factors else [0]
+        need_base = [v for v in videos if any((v, "offset", str(k)) not in done for k in wanted)]
         for r in score_files(need_base, variant, protocol=protocol or Protocol(), **run):
             bases[r.video] = r
             emit(offset_rows(r, variant, settings.offsets) if r.status != "error" and "offset" in settings.factors
@@ -158,10 +171,15 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
         for factor, value, protocol in conditions:
             emit(_row(r.video, factor, value, r) for r in score_files(todo(factor, value), variant, protocol=protocol,
                                                                       **run))
+        # the unchanged clip is also the "native" value of fps and size and the exact flow mode
+        copies = [(f, "native") for f in ("fps", "size") if f in settings.factors]
         if "flow" in settings.factors and core.DEFAULT_FLOW in settings.flow:
-            emit(_row(r["clip"], "flow", core.DEFAULT_FLOW, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
-                      n_matches=r["n_matches"], status=r["status"]) for r in read_jsonl(rows_path)
-                 if r["factor"] == "offset" and r["value"] == 0)
+            copies.append(("flow", core.DEFAULT_FLOW))
+        unchanged = [r for r in read_jsonl(rows_path) if r["factor"] == "offset" and r["value"] == 0
+                     and r["clip"] in videos]
+        for factor, value in copies:
+            emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
+                      n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
         if "size" in settings.factors:
             shapes = _shapes(videos, bases, rows_path)
             for side in settings.sizes:
@@ -236,7 +254,7 @@ def summary_rows(rows: Sequence[dict]) -> list[dict]:
 
 
 def _order(value) -> tuple:
-    return (0, float(value)) if isinstance(value, (int, float)) else (1, str(value))
+    return (0, float(value)) if isinstance(value, (int, float)) else (1, str(value))  # "native" last
 
 
 def write_summary(rows: Sequence[dict], path: Path) -> list[dict]:

@@ -68,10 +68,27 @@ def test_another_audio_or_empty_score_into_the_same_out_is_refused(make_clip, tm
     assert "was scored with audio" in capsys.readouterr().err
     assert main(["score", str(mp4), "--empty-score", "0", "--out", str(out)]) == 2
     assert "--empty-score" in capsys.readouterr().err and out.read_bytes() == before
+    # another clip into the same file with another --empty-score: refused too (one file, one setting)
+    new = make_clip("b", [0.5], [0.5], fps=10, duration_s=1.5)
+    assert main(["score", str(new), "--empty-score", "1", "--out", str(out)]) == 2
+    # scored with --audio, then rerun without it (its sibling wav would be used): refused
+    out2 = tmp_path / "r2.jsonl"
+    assert main(["score", str(mp4), "--audio", str(other), "--out", str(out2), "--workers", "1"]) == 0
+    assert main(["score", str(mp4), "--out", str(out2)]) == 2
+    assert "was scored with audio" in capsys.readouterr().err
+
+
+def test_address_needs_the_ray_executor(make_clip, capsys):
+    mp4 = make_clip("x", [0.5], [0.5], fps=10, duration_s=1.5)
+    assert main(["score", str(mp4), "--address", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--executor ray" in err[0]
 
 
 def test_metric_rejects_floats_outside_0_1():
     metric = AVAlignMetric(fps=8, sample_rate=16000)
+    with pytest.raises(ValueError, match="finite"):
+        metric.update(np.full((1, 4, 16, 16, 3), np.nan, np.float32), np.zeros((1, 16000), np.float32))
     video = np.full((1, 4, 16, 16, 3), -0.5, np.float32)  # a [-1, 1] output passed as is
     with pytest.raises(ValueError, match=r"float frames must be in \[0, 1\]"):
         metric.update(video, np.zeros((1, 16000), np.float32))
@@ -90,7 +107,8 @@ def test_a_bad_audio_file_is_named_with_its_clip(make_clip, tmp_path):
 @pytest.mark.timeout(300)
 def test_a_script_without_a_main_guard_falls_back_to_one_worker(tmp_path, golden_clips):
     script = tmp_path / "score_them.py"
-    script.write_text("from pathlib import Path\nfrom avalign import score_files\n"
+    script.write_text("import logging\nfrom pathlib import Path\nfrom avalign import score_files\n"
+                      "log = logging.getLogger(__name__)  # __name__ appears, but there is no guard\n"
                       f"clips = sorted(Path({str(golden_clips)!r}).glob('c0[34]*.mp4'))\n"
                       "for r in score_files(clips, workers=2):\n    print(r.status, r.score)\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=280)
