@@ -181,7 +181,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
             emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
                       n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
         if "size" in settings.factors:
-            shapes = _shapes(videos, bases, rows_path)
+            shapes = _shapes(videos, bases)
             for side in settings.sizes:
                 groups: dict[tuple[int, int], list[str]] = {}
                 for v in todo("size", side):
@@ -210,7 +210,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     return rows
 
 
-def _shapes(videos: list[str], bases: dict[str, AVAlignResult], rows_path: Path) -> dict[str, tuple[int, int]]:
+def _shapes(videos: list[str], bases: dict[str, AVAlignResult]) -> dict[str, tuple[int, int]]:
     """(H, W) of each clip: from this run's base results, else probed."""
     import cv2
 

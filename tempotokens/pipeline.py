@@ -296,7 +296,6 @@ class AudioToVideoPipeline(DiffusionPipeline):
         if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) != batch:
             raise ValueError(f"{len(negative_prompt)} negative prompts for a batch of {batch}; give one per video, "
                              "or a single string")
-        self.prepare_conditioning()  # also after set_attn_processor replaced the UNet's processors
         do_cfg = guidance_scale > 1.0
 
         # 2. Encode audio (once per clip) and prompts
@@ -371,7 +370,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
             With audio, each frame's own sequence (row ``n * F + f``), for
             ``cross_attention_kwargs={"frame_states": ...}``; None for text alone.
         """
-        self.prepare_conditioning()
+        self.prepare_conditioning()  # every use re-checks: also after set_attn_processor replaced the processors
         prompts, batch = list(prompts), len(prompts)
         if tokens is not None:
             prompts = [with_placeholders(p) for p in prompts]
