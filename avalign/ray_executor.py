@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import Iterator
 
 import numpy as np
@@ -41,8 +42,7 @@ def _remote_functions(ray):
         import cv2
 
         cv2.setNumThreads(1)
-        meta, frames = _prepare_arrays(job, chunk_pairs, protocol)
-        return meta, frames
+        return _prepare_arrays(job, chunk_pairs, protocol)  # (description, gray frames): two object refs
 
     @ray.remote(num_cpus=1, max_retries=1)
     def chunk(frames: np.ndarray, start: int, stop: int, flow: str):
@@ -108,13 +108,13 @@ class _RayRun:
 
     def results(self) -> Iterator[AVAlignResult]:
         ray = self.ray
-        todo = list(range(len(self.jobs)))
-        audio_todo: list[int] = []
+        todo = deque(range(len(self.jobs)))  # O(1) pops: a dataset can hold 200k clips
+        audio_todo: deque[int] = deque()
         while todo or self.pending or audio_todo:
             while todo and len(self.pending) < self.limit:
-                audio_todo.append(self._start(todo.pop(0)))
+                audio_todo.append(self._start(todo.popleft()))
             while audio_todo:  # the driver's share, done while the tasks run
-                yield from self._analyze_audio(audio_todo.pop(0))
+                yield from self._analyze_audio(audio_todo.popleft())
             if not self.pending:
                 continue
             done, _ = ray.wait(list(self.pending), num_returns=1)

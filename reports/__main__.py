@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.records import read_jsonl
+from benchmarks.runfolder import latest, read_all
 
 from .plots import how, plot_av_align, plot_distribution, plot_profile, plot_time_memory, plot_timelines
 from .tables import caption, groups, read_summary, write_tables
-
-
-def _latest(records: list[dict]) -> list[dict]:
-    """The last record of each (method, clip): a retried clip's newest attempt."""
-    return list({(r["method"], r["clip_id"]): r for r in records}.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "rerun its summarize stage", file=sys.stderr)
             return 2
         rows += mine
-        profiles = [p for f in sorted(run.glob("profiles-*.jsonl")) for p in read_jsonl(f)]
-        runs.append((run, mine, _latest(read_jsonl(run / "records.jsonl")), profiles))
+        records = list(latest(read_jsonl(run / "records.jsonl")).values())  # a retried clip's newest attempt
+        runs.append((run, mine, records, read_all(run, "profiles-*.jsonl")))
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("runs/report"))
     out.mkdir(parents=True, exist_ok=True)
 
