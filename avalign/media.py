@@ -120,6 +120,33 @@ def read_video_gray(path: str | os.PathLike, protocol: "Protocol | None" = None)
     return GrayVideo(frames=clip.frames, fps=clip.fps, frame_shape=frame_shape)
 
 
+def read_video_rgb(path: str | os.PathLike, protocol: "Protocol | None" = None,
+                   max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video and conform it to ``protocol`` in colour: ``(T, H, W, 3)`` uint8 RGB frames and
+    their frame rate (frames/s).  The same re-timing, cover-and-crop and span as
+    :func:`read_video_gray`; decoding stops after ``max_frames`` conformed frames.
+
+    Raises
+    ------
+    MediaError
+        As :func:`read_video_gray`.
+    """
+    from .protocol import NATIVE, Protocol, conform
+
+    protocol = protocol or NATIVE
+    if max_frames is not None:  # stop decoding early: a span of max_frames frames at the protocol's rate
+        fps, _ = probe_video(path) if protocol.fps is None else (protocol.fps, None)
+        span = (max_frames - 0.5) / fps
+        if protocol.duration_s is None or span < protocol.duration_s:
+            protocol = Protocol(fps=protocol.fps, width=protocol.width, height=protocol.height, duration_s=span,
+                                flow=protocol.flow)
+    with _capture(path) as (cap, src_fps):
+        clip = conform(_decoded(cap, []), src_fps, protocol, color=True)
+    if clip.n_frames == 0:
+        raise MediaError(path, "no frame could be decoded")
+    return clip.frames, clip.fps
+
+
 def probe_video(path: str | os.PathLike) -> tuple[float, int]:
     """Frame rate (frames/s, ``CAP_PROP_FPS``) and frame count of a video, without decoding it.
 

@@ -174,8 +174,8 @@ class Conformed:
 
 
 def conform(frames: Iterable[np.ndarray], src_fps: float, protocol: Protocol = NATIVE, *,
-            order: str = "bgr") -> Conformed:
-    """Conform a clip to a protocol: re-time, convert to gray, resize (cover and crop), cut the span.
+            order: str = "bgr", color: bool = False) -> Conformed:
+    """Conform a clip to a protocol: re-time, convert to gray (or RGB), resize (cover and crop), cut the span.
 
     Parameters
     ----------
@@ -188,6 +188,9 @@ def conform(frames: Iterable[np.ndarray], src_fps: float, protocol: Protocol = N
         Target frame rate, size and span (None values keep the source's).
     order : {"bgr", "rgb"}
         Channel order of colour frames (OpenCV decodes BGR).
+    color : bool
+        Keep colour: frames come out ``(H, W, 3)`` RGB instead of gray (the video-quality metrics'
+        input; the re-timing, resizing and span are the same).
 
     Returns
     -------
@@ -205,15 +208,23 @@ def conform(frames: Iterable[np.ndarray], src_fps: float, protocol: Protocol = N
             break
         if i < want:
             continue
-        gray = to_gray(frame, order)
+        gray = _to_rgb(frame, order) if color else to_gray(frame, order)
         if protocol.width is not None:
             gray = cover_crop(gray[None], protocol.height, protocol.width)[0]
         while want == i and len(out) < limit - 1e-9:
             out.append(gray)
             indices.append(i)
             want = source_index(len(out), src_fps, fps) if protocol.fps else len(out)
-    frames_out = np.stack(out) if out else np.zeros((0, protocol.height or 0, protocol.width or 0), np.uint8)
+    empty = (0, protocol.height or 0, protocol.width or 0) + ((3,) if color else ())
+    frames_out = np.stack(out) if out else np.zeros(empty, np.uint8)
     return Conformed(frames=frames_out, fps=fps, source_indices=np.asarray(indices, dtype=np.int64))
+
+
+def _to_rgb(frame: np.ndarray, order: str) -> np.ndarray:
+    """One ``(H, W, 3)`` (``order``) or ``(H, W)`` uint8 frame as ``(H, W, 3)`` RGB."""
+    if frame.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGR2RGB) if order == "bgr" else frame
 
 
 def cut_audio(y: np.ndarray, sr: int, protocol: Protocol) -> np.ndarray:

@@ -9,6 +9,9 @@ Stages, each resumable and reading only the files the previous stage wrote (``RU
    ``accelerate launch`` (or torchrun) each process takes every WORLD_SIZE-th clip.
 2. **score**: AV-Align of every clip *under one protocol* (by default the generation's fps, size and
    span, for every method alike), in parallel worker processes, into ``records.jsonl``.
+2b. **metrics** (:mod:`benchmarks.metrics.stage`, with ``--metrics fvd,is,clipsim --weights DIR``): FVD
+   against the ground-truth clips of the same test clips, IS and CLIPSIM, under the same protocol,
+   into ``metrics.jsonl``.
 3. **summarize** (:mod:`benchmarks.summary`): ``summary.csv`` (one row per method, with paired deltas
    against a reference method) and ``env.json``.
 
@@ -38,12 +41,13 @@ from baselines import ALL_METHODS, GenerationSettings, get_method
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
+from .metrics.weights import WeightsError
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
 
 TINY_MODEL = Path("runs/tiny-model")
 SYNTHETIC_ROOT = Path("runs/data/synthetic")
-STAGES = ("generate", "score", "summarize")
+STAGES = ("generate", "score", "metrics", "summarize")
 #: Generation settings of the tiny model (CPU, seconds per clip) and of a real model (the authors').
 #: The tiny model runs at the authors' time scale (24 frames at 12 fps): at 8 fps a frame lasts 125 ms,
 #: longer than the synthetic clips' ~100 ms jolts, and the ground truth itself loses matches.
@@ -85,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optical flow of the scoring protocol (farneback: the reference; the others: faster)")
     p.add_argument("--reference-method", default=None,
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
+    p.add_argument("--metrics", default="av_align",
+                   help="comma-separated: av_align, fvd, is, clipsim (fvd/is/clipsim need --weights)")
+    p.add_argument("--weights", help="folder with the metric weight files (README: Weights)")
+    p.add_argument("--fvd-protocol", default="styleganv", choices=("styleganv", "videogpt"), help="FVD lineage")
+    p.add_argument("--fvd-frames", type=int, default=16, help="frames per clip for FVD")
+    p.add_argument("--clipsim-template", default="{label}", help="text each clip's dataset label is put through")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
     p.add_argument("--study", action="store_true",
                    help="also run the audio-offset study on the ground-truth clips (a calibration panel in reports)")
@@ -203,11 +213,18 @@ def default_reference(requested: str | None, methods: Sequence[str]) -> str | No
 
 def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
                     reference: str | None) -> list[dict]:
-    """``summary.csv`` over every method of the folder (those of this call first)."""
-    records = list(latest(read_jsonl(run_dir / "records.jsonl")).values())
+    """``summary.csv`` over every method of the folder (those of this call first); a method's clips
+    that have no AV-Align record (``--metrics`` without av_align) count as unscored."""
+    from .metrics.stage import latest_metrics
+
+    generated = latest(read_all(run_dir, "generate-*.jsonl"))
+    scored = latest(read_jsonl(run_dir / "records.jsonl"))
+    records = list(scored.values()) + [{**{k: r.get(k) for k in BASE_KEYS}, "status": r["status"], "avalign": None}
+                                       for key, r in generated.items() if key not in scored]
     profiles = read_all(run_dir, "profiles-*.jsonl")
     rows = summary_rows(dataset, records, profiles, order, protocol=protocol.label, variant=variant,
-                        reference=default_reference(reference, [r["method"] for r in records]))
+                        reference=default_reference(reference, [r["method"] for r in records]),
+                        metrics=latest_metrics(run_dir), generated=generated)
     write_summary(run_dir / "summary.csv", rows)
     return rows
 
@@ -258,6 +275,15 @@ def prepare(args: argparse.Namespace, rank: int):
     bad = [s for s in stages if s not in STAGES]
     if bad or not stages:
         raise UsageError(f"--stages {args.stages!r}: choose from {', '.join(STAGES)} (comma-separated)")
+    from .metrics.stage import parse_metrics
+    from .metrics.weights import locate
+
+    args.metric_names = parse_metrics(args.metrics)
+    for metric in args.metric_names:  # a missing weight file fails before anything is generated
+        if metric != "av_align":
+            locate(args.weights, {"fvd": args.fvd_protocol, "is": "c3d", "clipsim": "clip"}[metric])
+    if args.fvd_frames < 10:
+        raise UsageError(f"--fvd-frames must be at least 10 (I3D's temporal pooling), got {args.fvd_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise UsageError("--methods is empty")
@@ -296,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         protocol = protocol_for(args.protocol, settings, args.flow)
         ident = identity(args, settings, root, clips, protocol)
         digest = claim(run_dir, ident, rank)
-    except (UsageError, DatasetError, RunFolderError, ValueError) as exc:
+    except (UsageError, DatasetError, RunFolderError, WeightsError, ValueError) as exc:
         print(f"benchmarks.run: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(f"benchmarks.run: {len(clips)} clips x {len(methods)} methods into {run_dir}; protocol {protocol.label}; "
@@ -309,9 +335,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rank != 0:
         return 0
     wait_for_ranks(run_dir, token, world if "generate" in stages else 0)
-    if "score" in stages:
+    if "score" in stages and "av_align" in args.metric_names:
         stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors,
                     executor=args.executor)
+    if "metrics" in stages:
+        from .metrics.stage import stage_metrics
+
+        try:
+            stage_metrics(run_dir, latest(read_all(run_dir, "generate-*.jsonl")), clips, protocol, args.metric_names,
+                          args.weights, fvd_protocol=args.fvd_protocol, num_frames=args.fvd_frames,
+                          template=args.clipsim_template, device=settings.device)
+        except WeightsError as exc:
+            print(f"benchmarks.run: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
     if args.study and "score" in stages:
         stage_study(run_dir, protocol, args.variant, args.workers, args.executor)
     if "summarize" in stages:
@@ -320,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
                             "protocol": protocol.to_record(), "protocol_label": protocol.label,
                             "variant": args.variant, "reference_method": rows[0]["reference"] if rows else None,
+                            "metrics": args.metric_names, "fvd_protocol": args.fvd_protocol,
+                            "fvd_frames": args.fvd_frames, "clipsim_template": args.clipsim_template,
                             "methods": [r["method"] for r in rows], "methods_run_last": names,
                             "world_size": world, "args": vars(args)})
         print_table(rows)

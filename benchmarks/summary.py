@@ -3,7 +3,10 @@
 ``av_align`` and ``n`` are per method.  Because methods can have scores on different clips (errors,
 undefined clips), every row is also compared with a reference method *on the clips both scored*:
 ``n_paired``, the mean paired difference ``delta`` (this method minus the reference) and its seeded
-95% paired bootstrap interval.  Resource figures are those of generating methods only (None, shown
+95% paired bootstrap interval.  The video-quality metrics (``--metrics fvd,is,clipsim``) come from
+``metrics.jsonl``: ``fvd`` (with ``fvd_n`` clips per side and ``fvd_protocol``), ``is`` and ``is_std``,
+``clipsim`` and its interval; a metric not run, or run on clips since regenerated, is empty ("—").
+Resource figures are those of generating methods only (None, shown
 as "—", for rows that copy real clips).
 """
 
@@ -19,7 +22,8 @@ import numpy as np
 from avalign.stats import bootstrap_ci, summarize
 
 COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "n_scored", "av_align",
-           "av_align_ci_low", "av_align_ci_high", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
+           "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n", "fvd_protocol", "is", "is_std", "is_n", "clipsim",
+           "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
            "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s",
            "clips_per_hour", "device")
 
@@ -42,10 +46,31 @@ def paired_delta(scores: dict[str, float], reference: dict[str, float], seed: in
     return len(common), float(np.mean(diffs)), low, high
 
 
+def metric_columns(method: str, metrics: dict | None, generated: dict | None) -> dict[str, Any]:
+    """The video-quality columns of one method from the newest ``metrics.jsonl`` records, when they
+    cover the method's current clips (their ``inputs`` digest matches)."""
+    from .metrics.stage import inputs_digest
+
+    out: dict[str, Any] = {}
+    for metric in ("fvd", "is", "clipsim"):
+        r = (metrics or {}).get((method, metric))
+        if r is None or r.get("value") is None or (generated is not None and r.get("inputs") != inputs_digest(generated, method)):
+            continue
+        out[metric] = float(r["value"])
+        if metric == "fvd":
+            out.update(fvd_n=r["n"], fvd_protocol=f"{r['fvd_protocol']}, {r['frames_per_clip']} frames")
+        elif metric == "is":
+            out.update(is_std=r["std"], is_n=r["n"])
+        else:
+            out.update(clipsim_ci_low=r["ci_low"], clipsim_ci_high=r["ci_high"], clipsim_n=r["n"])
+    return out
+
+
 def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict], order: Sequence[str], *,
-                 protocol: str, variant: str, reference: str | None) -> list[dict[str, Any]]:
+                 protocol: str, variant: str, reference: str | None, metrics: dict | None = None,
+                 generated: dict | None = None) -> list[dict[str, Any]]:
     """One row per method (in ``order``, then any other method found), from the latest record of
-    each clip and the methods' ``load`` profiles."""
+    each clip, the methods' ``load`` profiles and the newest video-quality metric records."""
     methods = list(dict.fromkeys([m for m in order if any(r["method"] == m for r in records)] +
                                  [r["method"] for r in records]))
     ref_scores = clip_scores(records, reference) if reference in methods else None
@@ -58,7 +83,7 @@ def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict]
             "variant": variant, "n": s.n, "n_undefined": s.n_undefined, "n_error": s.n_error, "n_scored": s.n_scored,
             "av_align": s.mean,
             "av_align_ci_low": s.ci_low, "av_align_ci_high": s.ci_high, "reference": reference if ref_scores is not None
-            else None, "device": mine[0]["device"],
+            else None, "device": mine[0]["device"], **metric_columns(m, metrics, generated),
         }
         if ref_scores is not None and m != reference:
             row["n_paired"], row["delta"], row["delta_ci_low"], row["delta_ci_high"] = paired_delta(
@@ -109,10 +134,12 @@ def print_table(rows: Sequence[dict]) -> None:
     if rows:
         print(f"protocol: {rows[0]['protocol']}; AV-Align variant: {rows[0]['variant']}; "
               f"reference: {rows[0]['reference'] or '—'}")
-    print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align':>10}{'95% CI':>15}{'delta':>9}"
-          f"{'s/clip':>8}{'peak MB':>9}")
+    quality = [k for k in ("fvd", "is", "clipsim") if any(r.get(k) is not None for r in rows)]
+    heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑"}
+    print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align↑':>10}{'95% CI':>15}{'delta':>9}"
+          + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
     for r in rows:
         ci = f"{num(r['av_align_ci_low'], '.3f')}-{num(r['av_align_ci_high'], '.3f')}"
         print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
-              f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{num(r['s_per_clip_p50'], '.2f'):>8}"
-              f"{num(r['peak_mem_mb'], '.0f'):>9}")
+              f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}" + "".join(f"{num(r.get(k), '.4g'):>10}" for k in quality)
+              + f"{num(r['s_per_clip_p50'], '.2f'):>8}{num(r['peak_mem_mb'], '.0f'):>9}")

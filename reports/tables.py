@@ -22,8 +22,12 @@ COLUMNS = (
     ("n", "n", None),
     ("n_undefined", "undef.", None),
     ("n_error", "err.", None),
-    ("av_align", "AV-Align", "max"),
+    ("av_align", "AV-Align ↑", "max"),
     ("av_align_ci", "95% CI", None),
+    ("fvd", "FVD ↓", "min"),
+    ("fvd_n", "FVD n", None),
+    ("is", "IS ↑", "max"),
+    ("clipsim", "CLIPSIM ↑", "max"),
     ("n_paired", "n paired", None),
     ("delta", "Δ vs ref.", "max"),
     ("delta_ci", "Δ 95% CI", None),
@@ -35,7 +39,8 @@ COLUMNS = (
     ("load_s", "load s", "min"),
     ("device", "device", None),
 )
-NUMERIC = ("n", "n_undefined", "n_error", "n_scored", "av_align", "av_align_ci_low", "av_align_ci_high", "n_paired", "delta",
+NUMERIC = ("n", "n_undefined", "n_error", "n_scored", "av_align", "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n",
+           "is", "is_std", "is_n", "clipsim", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "n_paired", "delta",
            "delta_ci_low", "delta_ci_high", "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50",
            "s_per_clip_p90", "frames_per_s", "clips_per_hour")
 
@@ -75,8 +80,14 @@ def _fmt(key: str, row: dict) -> str:
         return value or DASH
     if math.isnan(value):
         return DASH
-    if key in ("n", "n_undefined", "n_error", "n_paired"):
+    if key in ("n", "n_undefined", "n_error", "n_paired", "fvd_n"):
         return str(int(value))
+    if key == "is":
+        return f"{value:.2f} ± {row['is_std']:.2f}"
+    if key == "clipsim":
+        return f"{value:.3f} ({row['clipsim_ci_low']:.3f} to {row['clipsim_ci_high']:.3f})"
+    if key == "fvd":
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
     if key == "av_align":
         return f"{value:.3f}"
     if key == "delta":
@@ -102,11 +113,14 @@ def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
 
 
 def caption(group: tuple[str, str, str], rows: Sequence[dict]) -> str:
-    """The header line of one table: dataset, protocol, variant and reference method."""
+    """The header line of one table: dataset, protocol, variant, reference method, FVD lineage."""
     dataset, protocol, variant = group
-    refs = {r.get("reference") or "" for r in rows if (r["dataset"], r["protocol"], r["variant"]) == group} - {""}
+    mine = [r for r in rows if (r["dataset"], r["protocol"], r["variant"]) == group]
+    refs = {r.get("reference") or "" for r in mine} - {""}
     ref = f"; Δ: paired difference to {', '.join(sorted(refs))} (95% paired bootstrap; † excludes 0)" if refs else ""
-    return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}"
+    fvds = {r.get("fvd_protocol") or "" for r in mine} - {""}
+    fvd = f"; FVD: {', '.join(sorted(fvds))} vs the same clips' ground truth" if fvds else ""
+    return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}{fvd}"
 
 
 def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
@@ -117,7 +131,8 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
 
     with open(paths["csv"], "w", newline="") as f:
         keys = ["dataset", "protocol", "variant", "reference"] + [k for k, _, _ in COLUMNS if not k.endswith("_ci")] + \
-               ["av_align_ci_low", "av_align_ci_high", "delta_ci_low", "delta_ci_high", "frames_per_s"]
+               ["av_align_ci_low", "av_align_ci_high", "is_std", "is_n", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n",
+                "fvd_protocol", "delta_ci_low", "delta_ci_high", "frames_per_s"]
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows)
@@ -135,6 +150,7 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
 
     def tex(s: str) -> str:
         return (s.replace("_", r"\_").replace("%", r"\%").replace("Δ", r"$\Delta$").replace("†", r"$^\dagger$")
+                .replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("±", r"$\pm$")
                 .replace(DASH, "---"))
 
     lines = [r"\begin{tabular}{ll" + "r" * (len(COLUMNS) - 3) + "l}", r"\toprule",

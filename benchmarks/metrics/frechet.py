@@ -1,0 +1,84 @@
+"""The Fréchet distance between two Gaussians fitted to features (pure numpy; FVD's core).
+
+``FD = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))``, with the square root from
+``scipy.linalg.sqrtm`` (called without the ``disp`` argument SciPy 1.16 deprecated) and the real part
+of the result kept, as StyleGAN-V does.  Where the square root is not finite it is retried once with
+``1e-6 * I`` added to both covariances; a square root whose diagonal has an imaginary part above
+``1e-3`` is refused (SciPy 1.11.2–1.12's ``sqrtm`` regression gives such results; 1.13 fixed it).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.linalg
+
+#: The sample count FVD is conventionally reported at (it depends on N).
+CONVENTIONAL_N = 2048
+EPS = 1e-6
+MAX_IMAG = 1e-3
+
+
+class FrechetError(ArithmeticError):
+    """The matrix square root could not be taken (one line, with the reason)."""
+
+
+def gaussian_stats(features: np.ndarray, unbiased: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` of ``(N, D)`` features, in float64.
+
+    ``unbiased=False`` is StyleGAN-V's ``raw_cov / N - outer(mu, mu)``; ``unbiased=True`` divides by
+    ``N - 1`` (``np.cov``), as VideoGPT, TATS and MM-Diffusion do.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need (N, D) features with N >= 2, got shape {x.shape}")
+    mu = x.mean(axis=0)
+    if unbiased:
+        return mu, np.cov(x, rowvar=False)
+    return mu, x.T @ x / x.shape[0] - np.outer(mu, mu)
+
+
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    return scipy.linalg.sqrtm(a)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The Fréchet distance of ``N(mu1, sigma1)`` and ``N(mu2, sigma2)``.
+
+    Raises
+    ------
+    FrechetError
+        If the square root is not finite even with ``1e-6 * I`` added, or its diagonal has an
+        imaginary part above 1e-3.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shapes do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
+    covmean = _sqrtm(s1 @ s2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(s1.shape[0]) * EPS
+        covmean = _sqrtm((s1 + offset) @ (s2 + offset))
+        if not np.isfinite(covmean).all():
+            raise FrechetError("the covariance product's square root is not finite, even with 1e-6*I added")
+    if np.iscomplexobj(covmean):
+        imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
+        if imag > MAX_IMAG:
+            raise FrechetError(f"the covariance product's square root has an imaginary diagonal of {imag:.3g} "
+                               f"(> {MAX_IMAG}); check the features (SciPy 1.11.2-1.12's sqrtm gives such results)")
+    value = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
+    return float(np.real(value))
+
+
+def frechet_from_features(real: np.ndarray, fake: np.ndarray, unbiased: bool, name: str = "FVD") -> float:
+    """Fréchet distance of two ``(N, D)`` feature sets; warns when either N is below 2048.
+
+    The generated set comes first in the square root (``sqrtm(S_fake @ S_real)``), as in StyleGAN-V.
+    """
+    n = min(len(real), len(fake))
+    if n < CONVENTIONAL_N:
+        warnings.warn(f"{name} from {len(real)} real and {len(fake)} fake clips: it depends on N, and "
+                      f"{CONVENTIONAL_N} is the convention; compare only numbers made with the same N",
+                      stacklevel=2)
+    return frechet_distance(*gaussian_stats(fake, unbiased), *gaussian_stats(real, unbiased))

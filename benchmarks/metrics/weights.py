@@ -1,0 +1,143 @@
+"""The weight files the video-quality metrics read, and their loaders (nothing is ever downloaded).
+
+The user puts the published files in one folder (``--weights DIR``).  Every loader reads a file
+safely: TorchScript archives with ``torch.jit.load``, state dicts with ``torch.load(weights_only=True)``,
+CLIP with ``from_pretrained(local_files_only=True)``.  A missing or unreadable file raises
+:class:`WeightsError`, one line naming the expected file and what publishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+class WeightsError(FileNotFoundError):
+    """A weight file is missing or is not what its name says (one line; exit status 2)."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One published weight file: its name in ``--weights DIR``, the metric, who publishes it, its format."""
+
+    name: str
+    metric: str
+    publisher: str
+    format: str
+
+
+WEIGHTS = {
+    "styleganv": WeightFile(
+        "i3d_torchscript.pt", "FVD (styleganv)",
+        "StyleGAN-V (universome/stylegan-v, src/metrics/frechet_video_distance.py), also used by ASVA",
+        "TorchScript I3D: forward(x uint8 (B,3,T,H,W), rescale, resize, return_features) -> (B, 400)"),
+    "videogpt": WeightFile(
+        "i3d_pretrained_400.pt", "FVD (videogpt)",
+        "VideoGPT / TATS (SongweiGe/TATS) / MM-Diffusion: Kinetics-400 I3D converted from deepmind/i3d-kinetics-400",
+        "state dict of InceptionI3d(400, in_channels=3) (Conv3d_1a_7x7.conv3d.weight, ..., logits.conv3d.bias)"),
+    "c3d": WeightFile(
+        "c3d_ucf101.pt", "IS",
+        "StyleGAN-V (universome/stylegan-v, src/metrics/video_inception_score.py), from TGANv2's C3D",
+        "TorchScript C3D fine-tuned on UCF-101: forward(x uint8 (B,3,16,H,W)) -> (B, 101) probabilities"),
+    "clip": WeightFile(
+        "clip-vit-base-patch32", "CLIPSIM",
+        "OpenAI CLIP ViT-B/32 (openai/clip-vit-base-patch32 on the Hugging Face Hub)",
+        "transformers folder: config.json, model.safetensors, tokenizer and preprocessor files"),
+}
+
+
+def locate(weights_dir: str | os.PathLike | None, key: str) -> Path:
+    """The path of weight ``key`` in ``weights_dir``; raises :class:`WeightsError` if it is not there.
+
+    CLIP is the sub-folder ``clip-vit-base-patch32``, or ``weights_dir`` itself when that is a
+    transformers folder (it has ``config.json``).
+    """
+    w = WEIGHTS[key]
+    if weights_dir is None:
+        raise WeightsError(f"--weights is required for {w.metric}: a folder holding {w.name} ({w.publisher})")
+    folder = Path(weights_dir)
+    if key == "clip" and (folder / "config.json").is_file():
+        return folder
+    path = folder / w.name
+    if not path.exists():
+        raise WeightsError(f"{path}: not found; {w.metric} needs {w.name} from {w.publisher}")
+    return path
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 (16 hex digits) of a file, or of a folder's weight files: which weights made a number."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir()
+                                                 if p.suffix in (".safetensors", ".bin", ".json", ".txt"))
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def load_torchscript(weights_dir: str | os.PathLike | None, key: str) -> torch.jit.ScriptModule:
+    """A published TorchScript detector (``styleganv`` I3D or ``c3d``), on the CPU, in eval mode."""
+    path = locate(weights_dir, key)
+    w = WEIGHTS[key]
+    try:
+        with warnings.catch_warnings():  # torch 2.10+ marks TorchScript deprecated; the published files are TorchScript
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # a state dict, a pickle, a truncated file: jit.load raises RuntimeError and others
+        raise WeightsError(f"{path}: not a TorchScript archive ({type(exc).__name__}); {w.metric} needs {w.name} "
+                           f"from {w.publisher}: {w.format}") from None
+    return module.eval()
+
+
+def load_i3d(weights_dir: str | os.PathLike | None):
+    """The ``videogpt`` lineage's I3D: our :class:`~benchmarks.metrics.i3d.InceptionI3d` with the
+    state dict ``i3d_pretrained_400.pt`` loaded strictly (a missing or unexpected key is refused)."""
+    from .i3d import InceptionI3d
+
+    path = locate(weights_dir, "videogpt")
+    w = WEIGHTS["videogpt"]
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a weights-only state dict ({type(exc).__name__}); {w.metric} needs "
+                           f"{w.name} from {w.publisher}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "Conv3d_1a_7x7.conv3d.weight" not in state or "logits.conv3d.weight" not in state:
+        raise WeightsError(f"{path}: not an InceptionI3d state dict (no Conv3d_1a_7x7.conv3d.weight or "
+                           f"logits.conv3d.weight); {w.metric} needs {w.name} from {w.publisher}")
+    model = InceptionI3d.for_state_dict(state)
+    expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    missing = sorted(expected - set(state))
+    unexpected = sorted(k for k in set(state) - expected if not k.endswith("num_batches_tracked"))
+    if missing or unexpected:
+        what = "; ".join(p for p in (f"missing {len(missing)} keys (first: {missing[0]})" if missing else "",
+                                     f"{len(unexpected)} unexpected keys (first: {unexpected[0]})" if unexpected else "")
+                         if p)
+        raise WeightsError(f"{path}: not the published InceptionI3d key layout: {what}")
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: {' '.join(str(exc).split())[:300]}") from None
+    return model.eval()
+
+
+def load_clip(weights_dir: str | os.PathLike | None):
+    """``(CLIPModel, CLIPProcessor)`` from a local folder (``local_files_only=True``), eval mode."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    path = locate(weights_dir, "clip")
+    w = WEIGHTS["clip"]
+    try:
+        model = CLIPModel.from_pretrained(str(path), local_files_only=True)
+        processor = CLIPProcessor.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: cannot load a CLIP model and processor ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); CLIPSIM needs {w.format} from {w.publisher}") from None
+    return model.eval(), processor
