@@ -7,7 +7,7 @@ loads the published files.  CLI: ``python -m benchmarks.metrics {fvd,is,clipsim}
 """
 
 from .frechet import FrechetError, frechet_distance, gaussian_stats
-from .inception_score import inception_score
+from .inception import inception_score
 from .weights import WEIGHTS, WeightsError
 
 __all__ = ["FrechetError", "frechet_distance", "gaussian_stats", "inception_score", "WEIGHTS", "WeightsError"]

@@ -142,7 +142,7 @@ def run_fvd(args: argparse.Namespace, device: str) -> dict:
 
 
 def run_is(args: argparse.Namespace, device: str) -> dict:
-    from .inception_score import is_extractor, inception_score
+    from .inception import is_extractor, inception_score
 
     fake = list_videos(args.fake_dir)
     ex = is_extractor(args.weights, device, args.batch_size)

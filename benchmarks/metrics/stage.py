@@ -100,7 +100,7 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
     from .clipsim import ClipSim, clip_scores, render, summarize_scores
     from .frechet import FrechetError
     from .fvd import fvd, fvd_extractor
-    from .inception_score import inception_score, is_extractor
+    from .inception import inception_score, is_extractor
 
     info = {c.clip_id: c for c in clips}
     methods: dict[str, list[tuple[str, object, str]]] = {}

@@ -1,0 +1,10 @@
+"""Fixtures of the video-quality metric tests: a folder of tiny stand-in weights in the published formats."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    from benchmarks.metrics.testing import make_tiny_weights
+
+    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
