@@ -117,6 +117,9 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
 
     builders["clipsim"] = clip_builder
     loaded = {m: builders[m]() for m in metrics if m in QUALITY_METRICS}  # every weight file checked up front
+    if not loaded:
+        return
+    previous = latest_metrics(run_dir)
     with JsonlWriter(run_dir / "metrics.jsonl") as out:
         for metric, (ex, clip_model) in loaded.items():
             folder = run_dir / "features" / f"{ex.kind}-{ex.num_frames or 'all'}f-{ex.sha256[:8]}-{proto}"
@@ -154,7 +157,8 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                 except (ValueError, FrechetError) as exc:  # one method's failure costs one cell, with its reason
                     record.update(value=None, n=len(ids), error=" ".join(str(exc).split()))
                     print(f"benchmarks.metrics: {metric} of {method}: {record['error']}", file=sys.stderr)
-                out.write(record)
+                if previous.get((method, metric)) != record:  # a rerun adds no duplicate
+                    out.write(record)
 
 
 def latest_metrics(run_dir: Path) -> dict[tuple[str, str], dict]:

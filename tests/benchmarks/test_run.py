@@ -352,3 +352,64 @@ def test_the_benchmark_scores_on_ray(tiny_dir, data_root, tmp_path):
                 for r in read_jsonl(run / "records.jsonl")}
 
     assert strip(tmp_path / "local") == strip(tmp_path / "ray") and len(strip(tmp_path / "ray")) == 6
+
+
+def test_video_quality_metrics_beside_av_align(tiny_dir, data_root, tiny_weights, tmp_path, capsys):
+    """FVD, IS and CLIPSIM columns: each equals the standalone CLI on the same clips under the same protocol."""
+    from benchmarks.metrics.cli import main as metrics_main
+    from tempotokens.data.datasets import index_dataset
+
+    out = tmp_path / "run"
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(out), *SMALL,
+            "--methods", "ground_truth,static_frame,text_to_video"]
+    assert main([*args, "--metrics", "av_align,fvd,is,clipsim", "--weights", str(tiny_weights)]) == 0
+    rows = _rows(out)
+    for r in rows.values():
+        assert r["fvd_n"] == "3" and r["fvd_protocol"] == "styleganv, 16 frames" and r["is_n"] == "3"
+        assert all(r[k] != "" for k in ("fvd", "is", "is_std", "clipsim", "clipsim_ci_low", "clipsim_ci_high"))
+    # FVD against the dataset's own clips of the same test clips, under the run's protocol (12 fps, 32x32)
+    clips = index_dataset(data_root, "synthetic", split="test")
+    real = tmp_path / "real"
+    real.mkdir()
+    for c in clips:
+        shutil.copy(c.video, real / Path(c.video).name)
+    fake = out / "clips" / "text_to_video"
+    assert metrics_main(["fvd", str(real), str(fake), "--weights", str(tiny_weights), "--fps", "12",
+                         "--size", "32x32", "--out", str(tmp_path / "fvd.json")]) == 0
+    assert float(rows["text_to_video"]["fvd"]) == pytest.approx(json.loads((tmp_path / "fvd.json").read_text())["fvd"],
+                                                                rel=1e-4)
+    assert float(rows["ground_truth"]["fvd"]) < 0.01 * float(rows["text_to_video"]["fvd"])  # real vs its re-encoding
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"{c.clip_id} {c.label}\n" for c in clips))
+    assert metrics_main(["clipsim", str(fake), "--labels", str(labels), "--weights", str(tiny_weights),
+                         "--fps", "12", "--size", "32x32", "--out", str(tmp_path / "c.json")]) == 0
+    assert float(rows["text_to_video"]["clipsim"]) == pytest.approx(
+        json.loads((tmp_path / "c.json").read_text())["clipsim"], rel=1e-4)
+    # a rerun redoes nothing; a run without the metrics keeps them; regenerated clips blank them
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.jsonl")}
+    assert main([*args, "--metrics", "av_align,fvd,is,clipsim", "--weights", str(tiny_weights)]) == 0
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.jsonl")} == before
+    assert main(args) == 0 and _rows(out)["text_to_video"]["fvd"] == rows["text_to_video"]["fvd"]
+    gen = out / "generate-0.jsonl"
+    recs = read_jsonl(gen)
+    recs[-1] = {**recs[-1], "attempt": "regenerated"}
+    gen.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main([*args, "--stages", "summarize"]) == 0
+    assert _rows(out)[recs[-1]["method"]]["fvd"] == ""
+    # the report carries the columns, with their direction
+    from reports.__main__ import main as report_main
+
+    assert report_main([str(out), "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "table.md").read_text()
+    assert "FVD ↓" in md and "IS ↑" in md and "CLIPSIM ↑" in md and "FVD: styleganv, 16 frames" in md
+
+
+def test_metrics_need_their_weights_before_anything_runs(tiny_dir, data_root, tmp_path, capsys):
+    argv = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(tmp_path / "out"), *SMALL,
+            "--metrics", "av_align,is", "--weights", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "c3d_ucf101.pt: not found; IS needs c3d_ucf101.pt from StyleGAN-V" in err[0]
+    assert not (tmp_path / "out").exists()
+    assert main([*argv[:-4], "--metrics", "av_align,fid"]) == 2
+    assert "--metrics 'av_align,fid': choose from av_align, fvd, is, clipsim" in capsys.readouterr().err
