@@ -75,7 +75,7 @@ def _fmt(key: str, row: dict) -> str:
         lo, hi = row[f"{key[:-3]}_ci_low"], row[f"{key[:-3]}_ci_high"]
         sign = "+" if key == "delta_ci" else ""
         return DASH if math.isnan(lo) else f"{lo:{sign}.3f} to {hi:{sign}.3f}"
-    value = row[key]
+    value = row.get(key, math.nan)
     if isinstance(value, str):
         return value or DASH
     if math.isnan(value):
@@ -104,7 +104,7 @@ def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
         idx = [i for i, r in enumerate(rows) if (r["dataset"], r["protocol"], r["variant"]) == group
                and r.get("role", "compared") == "compared"]
         for key, _, direction in COLUMNS:
-            values = [(rows[i][key], i) for i in idx if direction and not math.isnan(rows[i][key])]
+            values = [(rows[i][key], i) for i in idx if direction and not math.isnan(rows[i].get(key, math.nan))]
             if len(values) < 2:
                 continue
             target = (max if direction == "max" else min)(v for v, _ in values)

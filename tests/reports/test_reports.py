@@ -44,8 +44,9 @@ def test_table_files(tmp_path):
     md = paths["md"].read_text()
     assert md.startswith("**d — protocol: 12 fps, 32x32 px, 2 s; AV-Align variant: tempotokens-2025; Δ: paired "
                          "difference to ref")
-    assert "| a | compared | 3 | 0 | 0 | 0.300 | 0.200 to 0.400 | 3 | **+0.100 †** | +0.020 to +0.200 |" in md
-    assert "| b | compared | 3 | 0 | 0 | 0.200 | 0.100 to 0.300 | 3 | -0.050 | -0.200 to +0.100 |" in md  # CI has 0
+    # FVD, FVD n, IS and CLIPSIM were not run: "—"
+    assert "| a | compared | 3 | 0 | 0 | 0.300 | 0.200 to 0.400 | — | — | — | — | 3 | **+0.100 †** | +0.020 to +0.200 |" in md
+    assert "| b | compared | 3 | 0 | 0 | 0.200 | 0.100 to 0.300 | — | — | — | — | 3 | -0.050 | -0.200 to +0.100 |" in md
     floor = next(line for line in md.splitlines() if line.startswith("| static_frame"))
     assert floor.endswith("| -0.500 † | -0.600 to -0.400 | — | — | — | — | — | — | cpu |")  # no resources: dashes
     tex = paths["tex"].read_text()
@@ -145,3 +146,24 @@ def test_calibration_panel_from_a_run_with_study(tmp_path, tiny_dir):
     assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "0"]) == 0
     assert (tmp_path / "report" / "calibration.png").stat().st_size > 5000
     assert "**Calibration**" in (tmp_path / "report" / "index.md").read_text()
+
+
+def test_quality_metric_columns_have_a_direction(tmp_path):
+    q = [dict(fvd=120.0, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 2.5}, is_std=0.25, clipsim=0.21,
+              clipsim_ci_low=0.2, clipsim_ci_high=0.22),
+         dict(fvd=80.0, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 1.5}, is_std=0.1, clipsim=0.25,
+              clipsim_ci_low=0.24, clipsim_ci_high=0.26),
+         dict(fvd=0.5, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 9.0}, is_std=0.0, clipsim=0.9,
+              clipsim_ci_low=0.9, clipsim_ci_high=0.9)]
+    rows = [{**_row("a", 0.3, 2.0, 500), **q[0]}, {**_row("b", 0.5, 3.0, 400), **q[1]},
+            {**_row("gt", 1.0, NAN, NAN, role="ceiling"), **q[2]}]
+    best = best_cells(rows)
+    assert (1, "fvd") in best and (0, "is") in best and (1, "clipsim") in best  # FVD: lower; IS, CLIPSIM: higher
+    assert not any(i == 2 for i, _ in best)
+    md = write_tables(rows, tmp_path)["md"].read_text()
+    assert "| AV-Align ↑ | 95% CI | FVD ↓ | FVD n | IS ↑ | CLIPSIM ↑ |" in md
+    assert "FVD: styleganv, 16 frames vs the same clips' ground truth" in md.splitlines()[0]
+    assert "| 0.300 | 0.200 to 0.400 | 120.0 | 3 | **2.50 ± 0.25** | 0.210 (0.200 to 0.220) |" in md
+    assert "| **80.0** | 3 | 1.50 ± 0.10 | **0.250 (0.240 to 0.260)** |" in md
+    tex = (tmp_path / "table.tex").read_text()
+    assert r"FVD $\downarrow$" in tex and r"$\pm$" in tex
