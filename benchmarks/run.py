@@ -276,12 +276,12 @@ def prepare(args: argparse.Namespace, rank: int):
     if bad or not stages:
         raise UsageError(f"--stages {args.stages!r}: choose from {', '.join(STAGES)} (comma-separated)")
     from .metrics.stage import parse_metrics
-    from .metrics.weights import locate
+    from .metrics.weights import check
 
     args.metric_names = parse_metrics(args.metrics)
-    for metric in args.metric_names:  # a missing weight file fails before anything is generated
-        if metric != "av_align":
-            locate(args.weights, {"fvd": args.fvd_protocol, "is": "c3d", "clipsim": "clip"}[metric])
+    # a missing or wrong weight file fails before anything is generated
+    check(args.weights, [{"fvd": args.fvd_protocol, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
+                         if m != "av_align"])
     if args.fvd_frames < 10:
         raise UsageError(f"--fvd-frames must be at least 10 (I3D's temporal pooling), got {args.fvd_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

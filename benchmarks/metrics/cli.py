@@ -39,9 +39,9 @@ class InputError(ValueError):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="folder with the published weight files (see the README's Weights table)")
-    p.add_argument("--fps", type=float, default=None, help="re-time every clip to this rate first (default: as decoded)")
-    p.add_argument("--size", default=None, help="cover-and-crop every frame to WIDTHxHEIGHT first (default: as decoded)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--fps", type=float, default=None, help="re-time every clip to this rate first (None: as decoded)")
+    p.add_argument("--size", default=None, help="cover-and-crop every frame to WIDTHxHEIGHT first (None: as decoded)")
+    p.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per detector call")
     p.add_argument("--out", help="write the result as JSON to this file")
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "file of lines 'NAME LABEL...' (NAME: file name or stem)")
     c.add_argument("--template", default="{label}", help="text compared with the frames; {label} is filled in")
     c.add_argument("--scale", type=float, default=1.0, help="multiply the cosine (100: the torchmetrics convention)")
-    c.add_argument("--num-frames", type=int, default=None, help="first N frames of each clip (default: all)")
+    c.add_argument("--num-frames", type=int, default=None, help="first N frames of each clip (None: all)")
     _common(c)
     return p
 
@@ -83,15 +83,19 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: labels file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: cannot read the labels ({type(exc).__name__}: not UTF-8 text?)") from None
     labels: dict[str, str] = {}
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        fields = rows[0].keys() if rows else []
+        reader = csv.DictReader(text.splitlines())
+        rows = list(reader)
+        fields = reader.fieldnames or []
         key = next((k for k in ("video", "file", "name", "clip_id", "path") if k in fields), None)
         if key is None or "label" not in fields:
             raise InputError(f"{path}: the CSV needs a label column and a name column (video, file, name or clip_id)")
-        labels = {Path(r[key]).name: r["label"].strip() for r in rows if r.get(key)}
+        labels = {Path(r[key]).name: (r["label"] or "").strip() for r in rows if r.get(key)}
     else:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -106,7 +110,8 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
 
 
 def label_for(video: Path, labels: dict[str, str]) -> str | None:
-    return labels.get(video.name, labels.get(video.stem))
+    """The video's label (by file name, else stem); None when it has none or an empty one."""
+    return labels.get(video.name, labels.get(video.stem)) or None
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:
@@ -161,7 +166,7 @@ def run_clipsim(args: argparse.Namespace, device: str) -> dict:
     videos = list_videos(args.video_dir)
     labels = read_labels(args.labels)
     render(args.template, "x")  # a bad template fails before any model is loaded
-    skipped = {str(v): f"no label in {args.labels}" for v in videos if label_for(v, labels) is None}
+    skipped = {str(v): f"no (or an empty) label in {args.labels}" for v in videos if label_for(v, labels) is None}
     for v in skipped:
         print(f"clipsim: skipped {v}: {skipped[v]}", file=sys.stderr)
     videos = [v for v in videos if str(v) not in skipped]
@@ -169,8 +174,9 @@ def run_clipsim(args: argparse.Namespace, device: str) -> dict:
         raise InputError(f"{args.labels}: labels none of the videos in {args.video_dir}")
     clip = ClipSim(args.weights, device)
     ex = clip.extractor(args.num_frames)
+    frames: dict[str, int] = {}
     protocol = _protocol(args)
-    feats, bad = extract(videos, ex, protocol)
+    feats, bad = extract(videos, ex, protocol, frame_counts=frames)
     used = [v for v in videos if str(v) in feats]
     if not used:
         raise InputError(f"{args.video_dir}: no usable clip")
@@ -180,7 +186,9 @@ def run_clipsim(args: argparse.Namespace, device: str) -> dict:
     scores = clip_scores(stack(feats, map(str, used)), np.stack([text_feats[t] for t in texts]), args.scale)
     mean, low, high = summarize_scores(scores)
     return {"metric": "clipsim", "clipsim": mean, "clipsim_ci_low": low, "clipsim_ci_high": high, "n": len(used),
+            "protocol": "mean over frames of cos(image, text), L2-normalised CLIP features; 95% bootstrap over videos",
             "template": args.template, "scale": args.scale, **ex.describe(), "video_protocol": protocol.to_record(),
+            "frames_used": {v.name: frames.get(str(v)) for v in used},
             "per_video": {v.name: float(s) for v, s in zip(used, scores)}, "skipped": {**skipped, **bad}}
 
 
@@ -191,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.batch_size < 1 or getattr(args, "num_frames", 1) is not None and getattr(args, "num_frames", 1) < 1:
         print("benchmarks.metrics: error: --batch-size and --num-frames must be at least 1", file=sys.stderr)
+        return 2
+    if args.metric == "is" and args.splits < 1:
+        print(f"benchmarks.metrics: error: --splits must be at least 1, got {args.splits}", file=sys.stderr)
         return 2
     run = {"fvd": run_fvd, "is": run_is, "clipsim": run_clipsim}[args.metric]
     try:

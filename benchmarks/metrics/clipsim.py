@@ -45,10 +45,15 @@ class ClipSim:
         self.device = device
 
     @torch.inference_mode()
-    def image_features(self, frames: np.ndarray) -> np.ndarray:
-        """``(T, H, W, 3)`` uint8 RGB frames → ``(T, D)`` L2-normalised image features."""
-        pixels = self.processor(images=list(frames), return_tensors="pt")["pixel_values"].to(self.device)
-        return _normalise(_features(self.model.get_image_features(pixel_values=pixels)).float()).cpu().numpy()
+    def image_features(self, frames: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """``(T, H, W, 3)`` uint8 RGB frames → ``(T, D)`` L2-normalised image features (``chunk`` frames
+        per model call)."""
+        out = []
+        for start in range(0, len(frames), chunk):
+            pixels = self.processor(images=list(frames[start: start + chunk]), return_tensors="pt")["pixel_values"]
+            feats = _features(self.model.get_image_features(pixel_values=pixels.to(self.device)))
+            out.append(_normalise(feats.float()).cpu().numpy())
+        return np.concatenate(out)
 
     @torch.inference_mode()
     def text_features(self, texts: list[str]) -> np.ndarray:
@@ -83,6 +88,8 @@ def summarize_scores(scores: np.ndarray, seed: int = 0) -> tuple[float, float, f
 
 def render(template: str, label: str) -> str:
     """The text a label is compared with: ``template`` with ``{label}`` filled in."""
+    if "{label}" not in template:
+        raise ValueError(f"--template {template!r} must contain {{label}}")
     try:
         return template.format(label=label)
     except (KeyError, IndexError, ValueError) as exc:

@@ -4,7 +4,8 @@
 ``scipy.linalg.sqrtm`` (called without the ``disp`` argument SciPy 1.16 deprecated) and the real part
 of the result kept, as StyleGAN-V does.  Where the square root is not finite it is retried once with
 ``1e-6 * I`` added to both covariances; a square root whose diagonal has an imaginary part above
-``1e-3`` is refused (SciPy 1.11.2–1.12's ``sqrtm`` regression gives such results; 1.13 fixed it).
+``1e-3`` times the diagonal's largest real magnitude (at least 1) is refused (SciPy 1.11.2–1.12's
+``sqrtm`` regression gives such results; so can covariances of fewer clips than feature dimensions).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy
 import scipy.linalg
 
 #: The sample count FVD is conventionally reported at (it depends on N).
@@ -39,6 +41,12 @@ def gaussian_stats(features: np.ndarray, unbiased: bool) -> tuple[np.ndarray, np
     return mu, x.T @ x / x.shape[0] - np.outer(mu, mu)
 
 
+def _regressed() -> bool:
+    """True for SciPy 1.11.2 to 1.12.x, whose ``sqrtm`` returns large spurious imaginary parts."""
+    major, minor, *rest = (int(p) if p.isdigit() else 0 for p in scipy.__version__.split(".")[:3])
+    return (major, minor) == (1, 12) or ((major, minor) == (1, 11) and (rest[0] if rest else 0) >= 2)
+
+
 def _sqrtm(a: np.ndarray) -> np.ndarray:
     return scipy.linalg.sqrtm(a)
 
@@ -63,10 +71,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         if not np.isfinite(covmean).all():
             raise FrechetError("the covariance product's square root is not finite, even with 1e-6*I added")
     if np.iscomplexobj(covmean):
-        imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
-        if imag > MAX_IMAG:
+        diagonal = np.diagonal(covmean)
+        imag, scale = float(np.max(np.abs(diagonal.imag))), max(1.0, float(np.max(np.abs(diagonal.real))))
+        if imag > MAX_IMAG * scale:
             raise FrechetError(f"the covariance product's square root has an imaginary diagonal of {imag:.3g} "
-                               f"(> {MAX_IMAG}); check the features (SciPy 1.11.2-1.12's sqrtm gives such results)")
+                               f"(> {MAX_IMAG} x {scale:.3g}): the covariances are too ill-conditioned "
+                               f"({'SciPy ' + scipy.__version__ + ' has the 1.11.2-1.12 sqrtm regression; ' if _regressed() else ''}"
+                               f"too few clips for the feature size?)")
     value = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
     return float(np.real(value))
 

@@ -120,6 +120,7 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
     if not loaded:
         return
     previous = latest_metrics(run_dir)
+    warned: set = set()
     with JsonlWriter(run_dir / "metrics.jsonl") as out:
         for metric, (ex, clip_model) in loaded.items():
             folder = run_dir / "features" / f"{ex.kind}-{ex.num_frames or 'all'}f-{ex.sha256[:8]}-{proto}"
@@ -132,8 +133,8 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                 record = {"method": method, "metric": metric, "inputs": digest([[c, a] for c, a, _ in items]),
                           "n_clips": len(items), **ex.describe(), "protocol": protocol.to_record()}
                 try:
-                    with warnings.catch_warnings():  # N < 2048 is shown as fvd_n, not warned once per row
-                        warnings.simplefilter("ignore")
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
                         if metric == "fvd":
                             common = [c for c in ids if c in real]
                             value = fvd(np.stack([real[c] for c in common]) if common else np.zeros((0, 1)),
@@ -157,6 +158,14 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                 except (ValueError, FrechetError) as exc:  # one method's failure costs one cell, with its reason
                     record.update(value=None, n=len(ids), error=" ".join(str(exc).split()))
                     print(f"benchmarks.metrics: {metric} of {method}: {record['error']}", file=sys.stderr)
+                notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+                if notes:
+                    record["warnings"] = notes
+                    for note in notes:  # each kind of note once per metric (e.g. N below 2048, splits capped)
+                        key = (metric, note.split(" from ")[0].split(":")[0])
+                        if key not in warned:
+                            warned.add(key)
+                            print(f"benchmarks.metrics: warning: {metric}: {note}", file=sys.stderr)
                 if previous.get((method, metric)) != record:  # a rerun adds no duplicate
                     out.write(record)
 

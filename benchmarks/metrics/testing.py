@@ -118,11 +118,15 @@ def make_tiny_weights(out_dir: str | os.PathLike, seed: int = 0, feature_dim: in
 # Full-size random stand-ins (timing only)
 # ------------------------------------------------------------------------------------------
 class ScriptedI3D(nn.Module):
-    """InceptionI3d behind StyleGAN-V's signature: rescale to [-1, 1], resize to 224x224, logits."""
+    """InceptionI3d behind StyleGAN-V's signature: rescale to [-1, 1], resize to 224x224, logits.
 
-    def __init__(self):
+    The network inside is traced for ``frames`` frames at 224x224 (the wrapper is scripted)."""
+
+    def __init__(self, frames: int = 16):
         super().__init__()
-        self.net = InceptionI3d()
+        with warnings.catch_warnings():  # the padding sizes become constants of the traced shape, as intended
+            warnings.simplefilter("ignore")
+            self.net = torch.jit.trace(InceptionI3d().eval(), torch.zeros(1, 3, frames, 224, 224))
 
     def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
                 return_features: bool = False) -> torch.Tensor:

@@ -81,12 +81,12 @@ def read_clip(path: str | os.PathLike, num_frames: int | None, protocol: Protoco
 
 def extract(paths: Sequence[str | os.PathLike], extractor: Extractor, protocol: Protocol = NATIVE,
             desc: str | None = None, on_batch: Callable[[dict[str, np.ndarray]], None] | None = None,
-            ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+            frame_counts: dict[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Features of every clip: ``({path: (D,) features}, {path: reason})`` for used and refused clips.
 
     Clips are read one by one and passed to the extractor in batches of equal frame shape;
     ``on_batch`` is called with each batch's features as they are made (to save them).  A refused
-    clip prints one line on stderr.
+    clip prints one line on stderr.  ``frame_counts`` (optional) receives the frame count of each used clip.
     """
     features: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
@@ -110,6 +110,8 @@ def extract(paths: Sequence[str | os.PathLike], extractor: Extractor, protocol: 
             skipped[path] = exc.reason
             print(f"{extractor.kind}: skipped {exc}", file=sys.stderr)
             continue
+        if frame_counts is not None:
+            frame_counts[path] = len(clip)
         pending.setdefault(clip.shape, []).append((path, clip))
         if len(pending[clip.shape]) >= extractor.batch_size:
             flush(clip.shape)

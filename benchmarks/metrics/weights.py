@@ -92,7 +92,40 @@ def load_torchscript(weights_dir: str | os.PathLike | None, key: str) -> torch.j
     except Exception as exc:  # a state dict, a pickle, a truncated file: jit.load raises RuntimeError and others
         raise WeightsError(f"{path}: not a TorchScript archive ({type(exc).__name__}); {w.metric} needs {w.name} "
                            f"from {w.publisher}: {w.format}") from None
-    return module.eval()
+    module = module.eval()
+    probe(module, path, key)
+    return module
+
+
+#: A dummy clip every detector must accept: uint8 RGB (1, 3, 16, 64, 64).
+PROBE_SHAPE = (1, 3, 16, 64, 64)
+
+
+def probe(module, path: Path, key: str) -> None:
+    """Call a loaded TorchScript detector once as the metric will, on a dummy clip, and check its output:
+    a file of the wrong kind (another metric's detector, another signature) fails here, naming the file."""
+    w = WEIGHTS[key]
+    x = torch.zeros(PROBE_SHAPE, dtype=torch.uint8)
+    try:
+        with torch.inference_mode():
+            out = module(x, rescale=True, resize=True, return_features=True) if key == "styleganv" else module(x)
+    except Exception as exc:
+        raise WeightsError(f"{path}: fails on a dummy clip ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
+                           f"{w.metric} needs {w.name} from {w.publisher}: {w.format}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1 or not torch.isfinite(out).all():
+        raise WeightsError(f"{path}: returns {getattr(out, 'shape', type(out).__name__)} for one clip, not finite (1, D) "
+                           f"features; {w.metric} needs {w.name} from {w.publisher}: {w.format}")
+    if key == "c3d" and ((out < 0).any() or abs(float(out.sum()) - 1) > 1e-3):
+        raise WeightsError(f"{path}: does not return class probabilities (a row sums to {float(out.sum()):.4g}); "
+                           f"{w.metric} needs {w.name} from {w.publisher}: {w.format}")
+
+
+def check(weights_dir: str | os.PathLike | None, keys) -> None:
+    """Load every weight of ``keys`` (``styleganv``, ``videogpt``, ``c3d``, ``clip``) once, as the metrics
+    will, so that a missing or wrong file fails before any work (raises :class:`WeightsError`)."""
+    for key in keys:
+        {"styleganv": lambda: load_torchscript(weights_dir, "styleganv"), "c3d": lambda: load_torchscript(weights_dir, "c3d"),
+         "videogpt": lambda: load_i3d(weights_dir), "clip": lambda: load_clip(weights_dir)}[key]()
 
 
 def load_i3d(weights_dir: str | os.PathLike | None):

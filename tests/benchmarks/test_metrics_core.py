@@ -158,3 +158,23 @@ def test_clip_scores_are_row_cosines_scaled():
     assert render("a video of {label}", "dog barking") == "a video of dog barking"
     with pytest.raises(ValueError, match="label"):
         render("a video of {name}", "dog")
+
+
+def test_each_fvd_lineage_uses_its_covariance():
+    from benchmarks.metrics.fvd import fvd
+
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(40, 6)), rng.normal(size=(30, 6)) * 1.5 + 0.3
+
+    def by_hand(bias):
+        m1, m2 = real.mean(0), fake.mean(0)
+        s1, s2 = np.cov(real, rowvar=False, bias=bias), np.cov(fake, rowvar=False, bias=bias)
+        r = _svd_sqrt(torch.tensor(s1))
+        tr = float(torch.trace(_svd_sqrt(r @ torch.tensor(s2) @ r)))
+        return float(np.sum((m1 - m2) ** 2) + np.trace(s1 + s2) - 2 * tr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fvd(real, fake, "styleganv") == pytest.approx(by_hand(bias=True), rel=1e-8)
+        assert fvd(real, fake, "videogpt") == pytest.approx(by_hand(bias=False), rel=1e-8)
+        assert abs(by_hand(True) - by_hand(False)) > 1e-3  # the two differ at this N

@@ -117,6 +117,16 @@ def test_torchscript_loaders_refuse_other_files(tmp_path, key, loader):
         loader(tmp_path)
 
 
+@pytest.mark.parametrize("key, other, message", [("styleganv", "c3d", "fails on a dummy clip"),
+                                                 ("c3d", "styleganv", "does not return class probabilities")])
+def test_the_other_metrics_detector_is_refused_by_name(tiny_weights, tmp_path, key, other, message):
+    import shutil
+
+    shutil.copy(tiny_weights / weights_module.WEIGHTS[other].name, tmp_path / weights_module.WEIGHTS[key].name)
+    with pytest.raises(WeightsError, match=f"{weights_module.WEIGHTS[key].name}: {message}"):
+        weights_module.check(tmp_path, [key])
+
+
 def _clip(path, frames=20, h=48, w=64, seed=0):
     rng = np.random.default_rng(seed)
     video = np.zeros((frames, h, w, 3), np.uint8)
@@ -158,8 +168,10 @@ def test_styleganv_detector_gets_the_published_call(tiny_weights, tmp_path, monk
     feats, skipped = extract(videos, ex)
     assert not skipped
     detector = seen[0]
-    # exactly (x uint8 (B, 3, 16, H, W), rescale=True, resize=True, return_features=True), batched 2 + 1
-    assert [list(c) for c in detector.calls] == [[1, 1, 1, 1, 2, 3, 16, 48, 64], [1, 1, 1, 1, 1, 3, 16, 48, 64]]
+    # exactly (x uint8 (B, 3, 16, H, W), rescale=True, resize=True, return_features=True), batched 2 + 1,
+    # after the loader's probe on a dummy clip (called the same way)
+    assert [list(c) for c in detector.calls] == [[1, 1, 1, 1, 1, 3, 16, 64, 64], [1, 1, 1, 1, 2, 3, 16, 48, 64],
+                                                  [1, 1, 1, 1, 1, 3, 16, 48, 64]]
     # the features are the detector's on the clip's first 16 decoded frames, RGB, channels first
     x = torch.from_numpy(_decoded_rgb(videos[2], 16)).permute(3, 0, 1, 2)[None].contiguous()
     expected = detector(x, rescale=True, resize=True, return_features=True)[0].detach().numpy()
@@ -170,7 +182,7 @@ def test_c3d_gets_uint8_16_frames_and_no_keywords(tiny_weights, tmp_path, monkey
     videos = [_clip(tmp_path / f"v{i}.mp4", frames=24, seed=i) for i in range(2)]
     seen = _capture_loaded(monkeypatch, is_module)
     feats, _ = extract(videos, is_extractor(tiny_weights))
-    assert [list(c) for c in seen[0].calls] == [[1, 2, 3, 16, 48, 64]]
+    assert [list(c) for c in seen[0].calls] == [[1, 1, 3, 16, 64, 64], [1, 2, 3, 16, 48, 64]]  # probe, then the clips
     x = torch.from_numpy(_decoded_rgb(videos[0], 16)).permute(3, 0, 1, 2)[None].contiguous()
     np.testing.assert_allclose(feats[str(videos[0])], seen[0](x)[0].detach().numpy(), rtol=1e-4, atol=1e-9)
     assert feats[str(videos[0])].sum() == pytest.approx(1.0)
@@ -210,3 +222,65 @@ def test_videogpt_lineage_runs_our_i3d_on_the_preprocessed_clip(tiny_weights, tm
     with torch.no_grad():
         expected = model(videogpt_preprocess(x))[0].numpy()
     np.testing.assert_allclose(feats[str(video)], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unit3d_is_conv_then_batch_norm_eps_1e3_then_relu():
+    from benchmarks.metrics.i3d import Unit3D
+
+    unit = Unit3D(2, 3).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        unit.conv3d.weight.copy_(torch.randn(3, 2, 1, 1, 1, generator=g))
+        unit.bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        unit.bn.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+        unit.bn.running_mean.copy_(torch.tensor([0.5, -0.5, 0.0]))
+        unit.bn.running_var.copy_(torch.tensor([1e-3, 2e-3, 4e-3]))  # small: eps 1e-3 vs 1e-5 shows
+        x = torch.randn(1, 2, 3, 4, 4, generator=g)
+        conv = torch.einsum("oi,bithw->bothw", unit.conv3d.weight[:, :, 0, 0, 0], x)
+        shape = (1, 3, 1, 1, 1)
+        expected = torch.relu((conv - unit.bn.running_mean.view(shape)) / torch.sqrt(unit.bn.running_var.view(shape) + 1e-3)
+                              * unit.bn.weight.view(shape) + unit.bn.bias.view(shape))
+        torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_same_padding_puts_the_odd_pixel_at_the_end():
+    x = torch.ones(1, 1, 8, 8, 8)
+    p = same_padding(x, (3, 3, 3), (2, 2, 2))  # total 1 per axis: 0 before, 1 after
+    assert p.shape == (1, 1, 9, 9, 9)
+    assert float(p[0, 0, 0, 0, 0]) == 1.0 and float(p[0, 0, -1].abs().sum()) == 0.0
+    assert float(p[0, 0, :, -1].abs().sum()) == 0.0 and float(p[0, 0, :, :, -1].abs().sum()) == 0.0
+    q = same_padding(torch.ones(1, 1, 7, 7, 7), (7, 7, 7), (2, 2, 2))  # total 6: 3 before, 3 after
+    assert q.shape == (1, 1, 13, 13, 13) and float(q[0, 0, 2, 3, 3]) == 0.0 and float(q[0, 0, 3, 3, 3]) == 1.0
+
+
+def test_i3d_follows_the_published_layer_table():
+    """Pools (kernel, stride) and the feature map after each block for a 16x224x224 clip, from the paper's figure."""
+    model = InceptionI3d().eval()
+    assert {n: (getattr(model, n).kernel, getattr(model, n).stride) for n in
+            ("MaxPool3d_2a_3x3", "MaxPool3d_3a_3x3", "MaxPool3d_4a_3x3", "MaxPool3d_5a_2x2")} == {
+        "MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)), "MaxPool3d_3a_3x3": ((1, 3, 3), (1, 2, 2)),
+        "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)), "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2))}
+    assert model.Conv3d_1a_7x7.kernel == (7, 7, 7) and model.Conv3d_1a_7x7.stride == (2, 2, 2)
+    assert model.avg_pool.kernel_size == (2, 7, 7) and model.avg_pool.stride == (1, 1, 1)
+    expected = {"Conv3d_1a_7x7": (64, 8, 112, 112), "MaxPool3d_2a_3x3": (64, 8, 56, 56), "Conv3d_2c_3x3": (192, 8, 56, 56),
+                "MaxPool3d_3a_3x3": (192, 8, 28, 28), "Mixed_3b": (256, 8, 28, 28), "Mixed_3c": (480, 8, 28, 28),
+                "MaxPool3d_4a_3x3": (480, 4, 14, 14), "Mixed_4b": (512, 4, 14, 14), "Mixed_4f": (832, 4, 14, 14),
+                "MaxPool3d_5a_2x2": (832, 2, 7, 7), "Mixed_5b": (832, 2, 7, 7), "Mixed_5c": (1024, 2, 7, 7)}
+    seen = {}
+    hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, tuple(o.shape[1:])))
+             for n in expected]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 16, 224, 224))
+    for h in hooks:
+        h.remove()
+    assert seen == expected
+
+
+def test_videogpt_preprocessing_downscales_with_the_published_rounding():
+    """300x500: short side 224, long side ceil(500 * 224 / 300) = ceil(373.33) = 374, no antialiasing."""
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, size=(300, 500, 3), dtype=np.uint8)
+    out = videogpt_preprocess(torch.from_numpy(frame).permute(2, 0, 1)[None, :, None])
+    big = cv2.resize(frame.astype(np.float32) / 255, (374, 224), interpolation=cv2.INTER_LINEAR)
+    left = (374 - 224) // 2  # 75
+    np.testing.assert_allclose(out[0, :, 0].permute(1, 2, 0).numpy(), (big[:, left: left + 224] - 0.5) * 2, atol=2e-4)
