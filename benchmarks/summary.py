@@ -52,9 +52,10 @@ def metric_columns(method: str, metrics: dict | None, generated: dict | None) ->
     from .metrics.stage import inputs_digest
 
     out: dict[str, Any] = {}
+    current = inputs_digest(generated, method) if generated is not None and metrics else None
     for metric in ("fvd", "is", "clipsim"):
         r = (metrics or {}).get((method, metric))
-        if r is None or r.get("value") is None or (generated is not None and r.get("inputs") != inputs_digest(generated, method)):
+        if r is None or r.get("value") is None or (generated is not None and r.get("inputs") != current):
             continue
         out[metric] = float(r["value"])
         if metric == "fvd":

@@ -16,7 +16,6 @@ with the value, the clip count, how it was made, and a digest of the generated c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 from avalign.protocol import Protocol
 from avalign.records import JsonlWriter, read_jsonl
 
+from ..runfolder import settings_hash
 from .videos import Extractor, extract
 
 QUALITY_METRICS = ("fvd", "is", "clipsim")
@@ -45,7 +45,8 @@ def parse_metrics(text: str) -> list[str]:
 
 
 def digest(items: Sequence) -> str:
-    return hashlib.sha1(json.dumps(sorted(items), default=str).encode()).hexdigest()[:12]
+    """12 hex digits naming a set of items, whatever their order (the run folder's settings hash)."""
+    return settings_hash(sorted(items))
 
 
 class FeatureStore:
@@ -100,7 +101,7 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
     from .clipsim import ClipSim, clip_scores, render, summarize_scores
     from .frechet import FrechetError
     from .fvd import fvd, fvd_extractor
-    from .inception import inception_score, is_extractor
+    from .inception import SPLITS, inception_score, is_extractor
 
     info = {c.clip_id: c for c in clips}
     methods: dict[str, list[tuple[str, object, str]]] = {}
@@ -108,15 +109,15 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
         if r["status"] == "ok" and clip_id in info:
             methods.setdefault(method, []).append((clip_id, r.get("attempt"), r["video"]))
     proto = digest([json.dumps(protocol.to_record(), sort_keys=True)])[:8]
-    builders = {"fvd": lambda: (fvd_extractor(weights, fvd_protocol, num_frames, device), None),
-                "is": lambda: (is_extractor(weights, device), None)}
-
-    def clip_builder():
-        model = ClipSim(weights, device)
-        return model.extractor(), model
-
-    builders["clipsim"] = clip_builder
-    loaded = {m: builders[m]() for m in metrics if m in QUALITY_METRICS}  # every weight file checked up front
+    loaded: dict[str, tuple[Extractor, ClipSim | None]] = {}  # every weight file loaded before any feature
+    for m in metrics:
+        if m == "fvd":
+            loaded[m] = (fvd_extractor(weights, fvd_protocol, num_frames, device), None)
+        elif m == "is":
+            loaded[m] = (is_extractor(weights, device), None)
+        elif m == "clipsim":
+            model = ClipSim(weights, device)
+            loaded[m] = (model.extractor(), model)
     if not loaded:
         return
     previous = latest_metrics(run_dir)
@@ -125,8 +126,8 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
         for metric, (ex, clip_model) in loaded.items():
             folder = run_dir / "features" / f"{ex.kind}-{ex.num_frames or 'all'}f-{ex.sha256[:8]}-{proto}"
             if metric == "fvd":
-                ids = sorted({c for items in methods.values() for c, _, _ in items})
-                real = featurise(folder, REAL, [(c, None, info[c].video) for c in ids], ex, protocol)
+                every = sorted({c for items in methods.values() for c, _, _ in items})
+                real = featurise(folder, REAL, [(c, None, info[c].video) for c in every], ex, protocol)
             for method, items in methods.items():
                 feats = featurise(folder, method, items, ex, protocol)
                 ids = [c for c, _, _ in items if c in feats]
@@ -145,7 +146,7 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                             if not ids:
                                 raise ValueError("no usable clip")
                             mean, std = inception_score(np.stack([feats[c] for c in ids]))
-                            record.update(value=mean, std=std, n=len(ids), splits=min(10, len(ids)))
+                            record.update(value=mean, std=std, n=len(ids), splits=min(SPLITS, len(ids)))
                         else:
                             if not ids:
                                 raise ValueError("no usable clip")
