@@ -72,6 +72,9 @@ class Output(NamedTuple):
 
 
 class Method(Protocol):
+    """``needs`` (optional): names of methods whose clips of the same run this one reads; the runner
+    runs it after them."""
+
     name: str
     #: How the method's row reads in a table (see the module docstring).
     role: Role
@@ -105,9 +108,9 @@ def write_real(out_mp4: Path, frames: np.ndarray, fps: float, audio: np.ndarray,
 
 def get_method(name: str) -> Method:
     """A method by name: ``tempotokens``, ``tempotokens_text_audio``, ``text_to_video``,
-    ``ground_truth``, ``shuffled_audio``, ``static_frame``, ``external:DIR`` or ``external:DIR:own-audio``."""
-    from . import external, ground_truth, shuffled_audio, static_frame, tempotokens_audio, tempotokens_text_audio
-    from . import text_to_video
+    ``ground_truth``, ``shuffled_audio``, ``tempotokens_other_audio``, ``static_frame``, ``external:DIR`` or ``external:DIR:own-audio``."""
+    from . import external, ground_truth, shuffled_audio, static_frame, tempotokens_audio, tempotokens_other_audio
+    from . import tempotokens_text_audio, text_to_video
 
     if name.startswith("external:"):
         folder = name.split(":", 1)[1]
@@ -118,7 +121,8 @@ def get_method(name: str) -> Method:
         return external.External(folder, own_audio=own)
     methods = {m.name: m for m in (tempotokens_audio.TempoTokens(), tempotokens_text_audio.TempoTokensTextAudio(),
                                    text_to_video.TextToVideo(), ground_truth.GroundTruth(),
-                                   shuffled_audio.ShuffledAudio(), static_frame.StaticFrame())}
+                                   shuffled_audio.ShuffledAudio(), tempotokens_other_audio.TempoTokensOtherAudio(),
+                                   static_frame.StaticFrame())}
     if name not in methods:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(methods)}, external:DIR "
                          "or external:DIR:own-audio")
@@ -127,4 +131,4 @@ def get_method(name: str) -> Method:
 
 #: Every built-in method, in table order (``external:DIR`` is added by name).
 ALL_METHODS = ("tempotokens", "tempotokens_text_audio", "text_to_video", "ground_truth", "shuffled_audio",
-               "static_frame")
+               "tempotokens_other_audio", "static_frame")

@@ -182,7 +182,9 @@ def stage_generate(run_dir: Path, clips: list[ClipInfo], method_names: Sequence[
     previous = latest(read_all(run_dir, "generate-*.jsonl"))
     done = {k for k, r in previous.items() if r["status"] == "ok" or not retry_errors}
     mine = shard(clips, rank, world)
-    for name in method_names:
+    # methods that read other methods' clips (``needs``) run after all the others
+    ordered = sorted(method_names, key=lambda n: bool(getattr(get_method(n), "needs", ())))
+    for name in ordered:
         method = get_method(name)
         todo = tuple(c.clip_id for c in mine if (method.name, c.clip_id) not in done)
         if not todo:

@@ -39,19 +39,25 @@ from avalign.core import FLOW_MODES
 from avalign.records import JsonlWriter, read_jsonl
 from baselines import ALL_METHODS, GenerationSettings, get_method
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
+from tempotokens.toy import SHIPPED as TOY_MODEL
+from tempotokens.toy import TOY_GENERATION
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .metrics.weights import WeightsError
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
 
+#: The random tiny model (``--model tiny``: tests, fast checks), made on first use.
 TINY_MODEL = Path("runs/tiny-model")
-SYNTHETIC_ROOT = Path("runs/data/synthetic")
+#: The demo dataset (tempotokens.data.synthetic.DEMO_DATASET), made on first use; its own folder, so
+#: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it.
+SYNTHETIC_ROOT = Path("runs/data/synthetic-demo")
 STAGES = ("generate", "score", "metrics", "summarize")
-#: Generation settings of the tiny model (CPU, seconds per clip) and of a real model (the authors').
-#: The tiny model runs at the authors' time scale (24 frames at 12 fps): at 8 fps a frame lasts 125 ms,
-#: longer than the synthetic clips' ~100 ms jolts, and the ground truth itself loses matches.
-TINY_DEFAULTS = dict(num_frames=24, fps=12.0, height=32, width=32, steps=10, guidance=5.0)
+#: Generation settings of the default model, the shipped toy (CPU, about a second per clip), and of a
+#: real model (the authors').  The toy runs at the authors' time scale (24 frames at 12 fps): at 8 fps a
+#: frame lasts 125 ms, longer than the synthetic clips' ~100 ms jolts, and the ground truth itself
+#: loses matches.  The random tiny model (``--model tiny``) is run with the same settings.
+TINY_DEFAULTS = dict(TOY_GENERATION)
 REAL_DEFAULTS = dict(num_frames=24, fps=12.0, height=384, width=384, steps=25, guidance=25.0)
 
 
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: " + ", ".join(ALL_METHODS) + ", external:DIR, external:DIR:own-audio")
     p.add_argument("--num-clips", type=int, default=None, help="first N test clips (default: all)")
     p.add_argument("--out", help="run folder (default runs/<dataset>)")
-    p.add_argument("--model", help="model folder (default: the tiny model, made if absent)")
+    p.add_argument("--model", help="model folder; 'tiny': the random tiny model (made if absent); default: the "
+                                   "shipped toy model, trained on the synthetic clips (tempotokens/toy_model)")
     p.add_argument("--beats", help="BEATs checkpoint if the model folder has none")
     p.add_argument("--adaptor", help="adaptor weights (learned_embeds.pth or folder)")
     p.add_argument("--seed", type=int, default=0, help="clip i is generated with seed + i")
@@ -106,8 +113,8 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     """Generation settings, dataset root and run folder from the arguments (with defaults)."""
     import torch
 
-    model = Path(args.model) if args.model else TINY_MODEL
-    defaults = TINY_DEFAULTS if args.model is None else REAL_DEFAULTS
+    model = TINY_MODEL if args.model == "tiny" else Path(args.model) if args.model else TOY_MODEL
+    defaults = TINY_DEFAULTS if args.model in (None, "tiny") or is_toy_sized(model) else REAL_DEFAULTS
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     local = int(os.environ.get("LOCAL_RANK", 0))
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
@@ -123,6 +130,15 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     else:
         raise UsageError(f"--data-root is required for {args.dataset}")
     return settings, root, Path(args.out or f"runs/{args.dataset}")
+
+
+def is_toy_sized(model: Path) -> bool:
+    """True for a model folder made at the toy's size (``default_size`` 32x32 in ``model_index.json``: the
+    tiny model, a toy build): it gets the toy's generation settings, not the authors'."""
+    try:
+        return json.loads((model / "model_index.json").read_text()).get("default_size") == [32, 32]
+    except (OSError, ValueError):
+        return False
 
 
 def protocol_for(name: str, s: GenerationSettings, flow: str = "farneback") -> Protocol:
@@ -289,6 +305,10 @@ def prepare(args: argparse.Namespace, rank: int):
         raise UsageError("--methods is empty")
     names = [get_method(m).name for m in methods]  # raises for an unknown method
     previous = latest(read_all(run_dir, "generate-*.jsonl"))
+    for m in methods:  # a control that reads another method's clips needs them in this run or the folder
+        missing = [n for n in getattr(get_method(m), "needs", ()) if n not in names + [k[0] for k in previous]]
+        if missing:
+            raise UsageError(f"{get_method(m).name} reads the clips of {', '.join(missing)}: add it to --methods")
     for m in methods:  # a method name must keep meaning the same clips (external:DIR is named by DIR's name)
         source = method_source(get_method(m))
         known = {r.get("source") for (name, _), r in previous.items() if name == get_method(m).name}
@@ -299,15 +319,18 @@ def prepare(args: argparse.Namespace, rank: int):
     if reference is not None and reference not in names + [k[0] for k in previous]:
         raise UsageError(f"--reference-method {reference!r} is neither run nor in {run_dir} ({', '.join(names)})")
     if args.dataset == "synthetic" and not args.data_root and not root.exists() and rank == 0:
-        from tempotokens.data.synthetic import make_synthetic
+        from tempotokens.data.synthetic import DEMO_DATASET, make_synthetic
 
-        make_synthetic(root, num_clips=24, seed=0)
+        make_synthetic(root, **DEMO_DATASET)
     if root.is_dir() and not any(root.iterdir()):
         raise DatasetError(f"{root}: data root is empty")
     clips = index_dataset(root, args.dataset, split="test")[: args.num_clips]
     if not clips:
         raise DatasetError(f"{root}: no test clips for dataset {args.dataset}")
-    if args.model is None and not (TINY_MODEL / "model_index.json").exists() and rank == 0:
+    if args.model is None and not (TOY_MODEL / "model_index.json").is_file():
+        raise UsageError(f"{TOY_MODEL}: the shipped toy model is missing; rebuild it with 'make toy' (and "
+                         "'python -m tempotokens toy runs/toy --install'), or pass --model tiny")
+    if args.model == "tiny" and not (TINY_MODEL / "model_index.json").exists() and rank == 0:
         from tempotokens.tiny import make_tiny
 
         make_tiny(TINY_MODEL)

@@ -15,7 +15,7 @@ from typing import Sequence
 from avalign.records import read_jsonl
 from benchmarks.runfolder import latest, read_all
 
-from .plots import how, plot_av_align, plot_distribution, plot_profile, plot_time_memory, plot_timelines
+from .plots import how, plot_av_align, plot_distribution, plot_filmstrip, plot_profile, plot_time_memory, plot_timelines
 from .tables import caption, groups, read_summary, write_tables
 
 
@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by python -m benchmarks.run")
     parser.add_argument("--out", help="report folder (default: RUN_DIR/report for one run, else runs/report)")
     parser.add_argument("--timelines", type=int, default=2, help="alignment timelines per method and run")
+    parser.add_argument("--filmstrips", type=int, default=2,
+                        help="clips per run drawn as every method made them (frames over their timelines)")
     args = parser.parse_args(argv)
 
     rows, runs = [], []
@@ -64,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures.append(profile)
         timelines += plot_timelines(records, order, out / "timelines" / run.name if tag else out / "timelines",
                                     args.timelines)
+        for clip_id in sorted({r["clip_id"] for r in records})[: args.filmstrips]:
+            strip = plot_filmstrip(records, order, clip_id, out / f"filmstrip{tag}_{clip_id}.png", title)
+            if strip is not None:
+                figures.append(strip)
 
     def rel(p: Path) -> str:
         return os.path.relpath(p, out)

@@ -221,4 +221,62 @@ def plot_timelines(records: Sequence[dict], order: Sequence[str], folder: Path, 
     return written
 
 
-__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_profile", "plot_timelines"]
+def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, path: Path, title: str = "") -> Path | None:
+    """One clip as every method made it: per method, its frames side by side on the time axis (as
+    scored: the record's protocol) over its alignment timeline: the onset envelope with the audio
+    peaks, the flow with the video peaks; matched peaks green, unmatched red.
+
+    The peaks, flow and envelope come from the stored records; the video is read only to show its
+    frames (nothing is scored again).  Returns None when no method has a scored record of the clip.
+    """
+    from avalign import AVAlignResult
+    from avalign.core import ONSET_HOP
+    from avalign.media import read_video_rgb
+
+    rows = []
+    for m in order:
+        found = [r for r in records if r["method"] == m and r["clip_id"] == clip_id and r.get("avalign")
+                 and r["status"] != "error"]
+        if found:
+            rows.append((m, found[-1]["role"] if found[-1].get("role") else "compared",
+                         AVAlignResult.from_record(found[-1]["avalign"])))
+    if not rows:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(2 * len(rows), 1, figsize=(11, 1.9 * len(rows)), sharex=True,
+                             gridspec_kw={"height_ratios": [1.1, 1] * len(rows)})
+    for k, (m, role, result) in enumerate(rows):
+        ax_img, ax_t = axes[2 * k], axes[2 * k + 1]
+        frames = read_video_rgb(result.video, result.protocol).frames
+        fps = float(result.fps)
+        strip = np.concatenate(list(frames), axis=1)
+        ax_img.imshow(strip, extent=(-0.5 / fps, (len(frames) - 0.5) / fps, 0, 1), aspect="auto",
+                      interpolation="nearest")
+        ax_img.set_yticks([])
+        score = "undefined" if result.score is None else f"{result.score:.2f}"
+        ax_img.set_title(f"{m} ({role}): AV-Align {score}, {result.n_matches} of {len(result.audio_peaks)} audio / "
+                         f"{len(result.video_peaks)} video peaks matched", fontsize=8, loc="left")
+        matched_a, matched_v = {a for a, _ in result.matches}, {v for _, v in result.matches}
+        env = result.onset_envelope
+        if env is not None and len(env) and result.audio_sr:
+            t = np.arange(len(env)) * ONSET_HOP / result.audio_sr
+            ax_t.plot(t, env / max(float(np.max(env)), 1e-12), color="tab:blue", lw=0.8)
+        traj = np.asarray(result.flow_trajectory)
+        if traj.size:
+            ax_t.plot(np.arange(traj.size) / fps, traj / max(float(traj.max()), 1e-12), color="tab:orange", lw=0.8,
+                      marker=".", ms=2)
+        for a in result.audio_peaks:
+            ax_t.axvline(a, ymin=0.5, ymax=1.0, color="tab:green" if a in matched_a else "tab:red", lw=1.2)
+        for v in result.video_peaks:
+            ax_t.axvline(v, ymin=0.0, ymax=0.5, color="tab:green" if v in matched_v else "tab:red", lw=1.2, ls="--")
+        ax_t.set_yticks([])
+        ax_t.set_ylabel("audio ⎯\nvideo - -", fontsize=6)
+    axes[-1].set_xlabel("time (s): blue onset strength, orange flow (each normalised); solid lines audio peaks, "
+                        "dashed video peaks; green matched, red not")
+    fig.suptitle(f"clip {clip_id}" + (f" [{title}]" if title else ""), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ = ["plot_av_align", "plot_time_memory", "plot_distribution", "plot_profile", "plot_timelines",
+           "plot_filmstrip"]

@@ -1,4 +1,4 @@
-"""``python -m tempotokens``: ``make-tiny DIR`` and ``generate``.
+"""``python -m tempotokens``: ``make-tiny DIR``, ``toy OUT``, ``fit-vae`` and ``generate``.
 
 Bad input (missing or unreadable audio, neither audio nor prompt, a folder that is not a model)
 gets one line on stderr and exit status 2.
@@ -26,6 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Write a complete tiny random-weight model (no download) usable as --model.")
     tiny.add_argument("dir", help="output folder")
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+
+    toy = sub.add_parser("toy", help="train the toy model on the synthetic clips (make toy)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Run (or resume) the toy recipe into OUT: data, VAE, text-to-video backbone, "
+                                     "adaptor, fp16 export in OUT/model (see tempotokens.toy).")
+    toy.add_argument("out", help="build folder (never the shipped tempotokens/toy_model)")
+    toy.add_argument("--overwrite", action="store_true", help="rebuild a folder that holds a finished toy model")
+    toy.add_argument("--micro", action="store_true", help="a few steps per stage on a few clips (the code path only)")
+    toy.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                     help="recipe fields (tempotokens.toy.ToyRecipe), e.g. adaptor_unet=lora adaptor_steps=400")
+    toy.add_argument("--install", action="store_true",
+                     help="afterwards, copy OUT/model over the shipped tempotokens/toy_model (explicit step)")
+
+    vae = sub.add_parser("fit-vae", help="fit a model folder's VAE on a folder of clips",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Train the VAE of MODEL on single frames of the training clips of DATA_ROOT; "
+                                     "writes OUT/vae (resumes from OUT's last checkpoint).")
+    vae.add_argument("--model", required=True, help="model folder whose vae/ is the starting point")
+    vae.add_argument("--data-root", required=True, help="dataset folder (video/, audio/, the split CSV)")
+    vae.add_argument("--dataset", default="synthetic", help="dataset layout (tempotokens.data.datasets.DATASETS)")
+    vae.add_argument("--out", required=True, help="output folder (checkpoints, metrics.jsonl, vae/)")
+    vae.add_argument("--steps", type=int, default=600)
+    vae.add_argument("--batch-size", type=int, default=32, help="frames per step")
+    vae.add_argument("--lr", type=float, default=1e-3)
+    vae.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
+    vae.add_argument("--seed", type=int, default=0)
 
     gen = sub.add_parser("generate", help="generate a video from audio, text, or both",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -56,6 +82,62 @@ def run_make_tiny(args: argparse.Namespace) -> int:
 
     out = make_tiny(args.dir, seed=args.seed)
     print(f"tiny model written to {out}")
+    return EXIT_OK
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: expected WxH, e.g. 32x32") from None
+    return w, h
+
+
+def run_toy(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .toy import MICRO, ToyError, ToyRecipe, install, run_recipe
+
+    recipe = MICRO if args.micro else ToyRecipe()
+    fields = {f.name: f.type for f in dataclasses.fields(ToyRecipe)}
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields or not _:
+            raise UsageError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
+        kind = type(getattr(recipe, key))
+        try:
+            changes[key] = kind(value)
+        except ValueError:
+            raise UsageError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
+    recipe = dataclasses.replace(recipe, **changes)
+    try:
+        model = run_recipe(args.out, recipe, overwrite=args.overwrite)
+        print(f"toy model written to {model}")
+        if args.install:
+            print(f"installed over {install(model)}")
+    except ToyError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def run_fit_vae(args: argparse.Namespace) -> int:
+    from diffusers import AutoencoderKL
+
+    from .training.vae import VaeFitConfig, fit_vae
+
+    w, h = _parse_size(args.size)
+    if not (Path(args.model) / "vae" / "config.json").is_file():
+        raise UsageError(f"{args.model}: no vae/ folder (a diffusers model folder)")
+    if not Path(args.data_root).is_dir():
+        raise UsageError(f"{args.data_root}: data root not found")
+    cfg = VaeFitConfig(data_root=args.data_root, dataset=args.dataset, height=h, width=w, steps=args.steps,
+                       batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    try:
+        fit_vae(AutoencoderKL.from_pretrained(Path(args.model) / "vae"), cfg, args.out)
+    except ValueError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    print(f"VAE written to {Path(args.out) / 'vae'}")
     return EXIT_OK
 
 
@@ -100,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return run_make_tiny(args) if args.command == "make-tiny" else run_generate(args)
+        run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "generate": run_generate}
+        return run[args.command](args)
     except UsageError as exc:
         print(f"tempotokens: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -146,7 +146,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
         """Load a local folder: one of ours, or a ModelScope/zeroscope diffusers folder plus
         ``beats`` (official ``.pt`` or folder) and ``adaptor`` (``learned_embeds.pth`` or folder).
 
-        Nothing is downloaded (``local_files_only``).  The scheduler becomes DPM-Solver++ unless
+        Nothing is downloaded (``local_files_only``).  Weights load as float32 unless ``dtype``
+        says otherwise (whatever dtype the files hold).  The scheduler becomes DPM-Solver++ unless
         ``use_dpm_solver=False``.
         """
         path = Path(pretrained_model_name_or_path)
@@ -160,6 +161,9 @@ class AudioToVideoPipeline(DiffusionPipeline):
             if name not in kwargs and not (path / name).is_dir():
                 raise ValueError(f"{path}: has no {name}/ folder; pass {name}=... (a file or folder)")
         kwargs.setdefault("local_files_only", True)
+        # float32 unless asked: a folder stored in fp16 (the shipped toy) still runs in fp32 on a CPU
+        if "torch_dtype" not in kwargs:
+            kwargs.setdefault("dtype", torch.float32)
         pipe = super().from_pretrained(str(path), **kwargs)
         if use_dpm_solver and not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
             pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)

@@ -30,8 +30,12 @@ def tiny_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_tiny_pipeline(seed: int = 0, num_frames: int = 8):
-    """The tiny pipeline in memory (random weights from ``seed``)."""
+def build_tiny_pipeline(seed: int = 0, num_frames: int = 8, beats_patch: int = 16, token_pooling: str = "reference"):
+    """The tiny pipeline in memory (random weights from ``seed``).
+
+    ``beats_patch`` is BEATs' ``input_patch_size`` (16 as published: 160 ms per time patch; the toy
+    model uses 8, 80 ms, about one frame at 12 fps) and ``token_pooling`` the adaptor's.
+    """
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -59,21 +63,22 @@ def build_tiny_pipeline(seed: int = 0, num_frames: int = 8):
     # zeroscope's scheduler config (DDIM, SD-style scaled-linear betas, epsilon prediction)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, steps_offset=1)
-    beats = BEATs(embed_dim=32, encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+    beats = BEATs(input_patch_size=beats_patch, embed_dim=32, encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
                   encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, predictor_class=10).eval()
-    adaptor = AudioTokenAdaptor(input_size=2 * 32, hidden_size=48, output_size=32, num_frames=num_frames).eval()
+    adaptor = AudioTokenAdaptor(input_size=2 * 32, hidden_size=48, output_size=32, num_frames=num_frames,
+                                token_pooling=token_pooling, freq_patches=128 // beats_patch).eval()
     pipe = AudioToVideoPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                 scheduler=scheduler, beats=beats, adaptor=adaptor, default_size=(32, 32))
     pipe.prepare_conditioning()
     return pipe
 
 
-def make_tiny(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+def make_tiny(out_dir: str | os.PathLike, seed: int = 0, **options) -> Path:
     """Write the tiny model: our diffusers layout (``model_index.json``, one folder per component,
     including ``beats/`` and ``adaptor/``), plus ``beats_tiny.pt`` and ``learned_embeds.pth`` in
     the official/authors' formats."""
     out = Path(out_dir)
-    pipe = build_tiny_pipeline(seed)
+    pipe = build_tiny_pipeline(seed, **options)
     pipe.save_pretrained(out, safe_serialization=True)
     pipe.beats.save_checkpoint(out / BEATS_CHECKPOINT)
     torch.save(pipe.adaptor.state_dict(), out / ADAPTOR_CHECKPOINT)

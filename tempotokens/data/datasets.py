@@ -180,6 +180,9 @@ class AudioVideoClips(torch.utils.data.Dataset):
     reason — it is never replaced by another clip.  Any other exception (a missing dependency, a
     programming error) propagates and stops the run.
 
+    ``prompt`` is a template (``{label}``: the clip's class) for clips without a caption; without one
+    they get ``fallback_prompt``.
+
     ``random_start`` draws the first frame from ``(seed, epoch, index)`` (set :attr:`epoch` before
     each epoch), so a run is reproducible and resumable; otherwise clips start at frame 0.
     """
@@ -187,10 +190,16 @@ class AudioVideoClips(torch.utils.data.Dataset):
     def __init__(self, clips: Sequence[ClipInfo], num_frames: int, height: int, width: int,
                  sample_rate: int = 16000, random_start: bool = True, seed: int = 0,
                  fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>",
-                 fps: float | None = None):
+                 fps: float | None = None, prompt: str | None = None):
         self.clips, self.num_frames, self.height, self.width = list(clips), num_frames, height, width
         self.sample_rate, self.random_start, self.seed, self.epoch = sample_rate, random_start, seed, 0
-        self.fallback_prompt, self.fps = fallback_prompt, fps
+        self.fallback_prompt, self.fps, self.prompt = fallback_prompt, fps, prompt
+
+    def prompt_for(self, clip: ClipInfo) -> str:
+        """The clip's caption, else the ``prompt`` template with its label, else ``fallback_prompt``."""
+        if clip.caption:
+            return clip.caption
+        return self.prompt.format(label=clip.label) if self.prompt is not None else self.fallback_prompt
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -230,7 +239,7 @@ class AudioVideoClips(torch.utils.data.Dataset):
         pixels = cover_crop(frames, self.height, self.width)  # the AV-Align protocol's own resize
         pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {"pixel_values": pixels, "audio": torch.from_numpy(audio), "clip_id": clip.clip_id,
-                "label": clip.label, "prompt": clip.caption or self.fallback_prompt, "fps": fps, "start_frame": start}
+                "label": clip.label, "prompt": self.prompt_for(clip), "fps": fps, "start_frame": start}
 
 
 def collate(items: list[dict]) -> dict:

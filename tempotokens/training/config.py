@@ -29,6 +29,13 @@ class DataConfig:
     height: int = 256  #: pixels after resize + center crop
     width: int = 384
     random_start: bool = True  #: random first frame per epoch (from the seed); false: frame 0
+    #: prompt of a clip without a caption: a template where ``{label}`` is the clip's class (e.g.
+    #: "A video of {label}"); null: ``fallback_prompt`` (the placeholders alone, the authors' way).
+    #: With audio, the placeholders are appended to a prompt that has none.
+    prompt: str | None = None
+    #: text-only training: the chance that an item's prompt is replaced by the empty prompt, so the
+    #: model learns the unconditional branch classifier-free guidance needs (from the step's draws)
+    prompt_dropout: float = 0.0
     num_workers: int = 0  #: DataLoader worker processes
     make_synthetic: int = 0  #: if > 0 and ROOT is missing, write this many synthetic clips there
     #: stop (exit 2) after this many unusable items in a row; the message names the last reasons
@@ -54,6 +61,21 @@ class OptimConfig:
     lr_warmup_steps: int = 0
     max_grad_norm: float = 1.0  #: clipping of the trained parameters' gradients (0: off)
     l1_weight: float = 0.01  #: weight of mean |temporal tokens| in the loss
+    unet_learning_rate: float = 1e-5  #: AdamW learning rate of the UNet with ``train.unet: full``
+
+
+#: What ``train.unet`` may be: the paper's frozen backbone, LoRA adapters on it, or all of it.
+UNET_MODES = ("frozen", "lora", "full")
+
+
+@dataclass(frozen=True)
+class TrainModeConfig:
+    """What trains.  The paper: ``unet: frozen`` with ``audio: true`` (the adaptor alone)."""
+
+    unet: str = "frozen"  #: frozen | lora (LoRA adapters; needs lora.rank > 0) | full (every UNet weight)
+    #: false: text-only training (no BEATs, no adaptor; prompts from captions or data.prompt): the
+    #: Text-To-Video-Finetuning path the authors built on
+    audio: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,7 +94,13 @@ class CacheConfig:
 @dataclass(frozen=True)
 class ValidationConfig:
     steps: int = 200  #: validate every N steps (0: never)
-    num_clips: int = 4  #: held-out (test split) clips generated each time
+    #: clips generated each time: the first N of the test split, or (with ``holdout``) the held-out ones
+    num_clips: int = 4
+    #: if > 0, hold out this many training clips (the last in id order) as the validation split and
+    #: never train on them; 0: validate on the test split (the authors' way)
+    holdout: int = 0
+    #: keep the trained weights of the best validation AV-Align so far in OUTPUT_DIR/best/ (+ best.json)
+    select_best: bool = False
     num_frames: int = 24
     fps: float | None = None  #: null: data.fps (12 when that is null too); must equal data.fps when both are set
     height: int = 384
@@ -97,6 +125,7 @@ class TrainConfig:
     checkpointing_steps: int = 1000  #: save adaptor + training state every N steps
     checkpoints_total_limit: int | None = None  #: keep only the newest N checkpoints
     fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>"
+    train: TrainModeConfig = field(default_factory=TrainModeConfig)
     data: DataConfig = field(default_factory=DataConfig)
     adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -126,13 +155,32 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
                      (cfg.data.max_consecutive_skips >= 1,
                       f"data.max_consecutive_skips must be at least 1, got {cfg.data.max_consecutive_skips}"),
                      (cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size}"),
-                     (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}")):
+                     (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}"),
+                     (cfg.validation.holdout >= 0, f"validation.holdout must not be negative, got {cfg.validation.holdout}"),
+                     *check_train_mode(cfg)):
         if not ok:
             raise ValueError(what)
     if cfg.data.fps is not None and cfg.validation.fps is not None and cfg.validation.fps != cfg.data.fps:
         raise ValueError(f"validation.fps {cfg.validation.fps} differs from data.fps {cfg.data.fps}: validation "
                          "generates at the time scale of training (set one, or both equal)")
     return cfg
+
+
+def check_train_mode(cfg: TrainConfig) -> list[tuple[bool, str]]:
+    """(condition, message) pairs: ``train.unet`` is a known mode, LoRA exactly when ``lora.rank > 0``,
+    and something trains with a usable prompt."""
+    mode = cfg.train.unet
+    return [(mode in UNET_MODES, f"train.unet must be one of {', '.join(UNET_MODES)}, got {mode!r}"),
+            (mode != "lora" or cfg.lora.rank > 0, "train.unet=lora needs lora.rank > 0"),
+            (mode == "lora" or cfg.lora.rank == 0, f"lora.rank={cfg.lora.rank} needs train.unet=lora (it is {mode!r})"),
+            (cfg.train.audio or mode != "frozen",
+             "train.audio=false with train.unet=frozen trains nothing: set train.unet to full or lora"),
+            (cfg.train.audio or cfg.data.prompt is not None,
+             "train.audio=false needs data.prompt (a text per clip, e.g. 'A video of {label}'); the fallback prompt "
+             "is audio placeholders"),
+            (0.0 <= cfg.data.prompt_dropout < 1.0, f"data.prompt_dropout must be in [0, 1), got {cfg.data.prompt_dropout}"),
+            (not cfg.train.audio or cfg.data.prompt_dropout == 0.0,
+             "data.prompt_dropout is for text-only training (train.audio=false)")]
 
 
 def validation_fps(cfg: TrainConfig) -> float:

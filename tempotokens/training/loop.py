@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections import deque
@@ -36,7 +37,7 @@ from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
 from ..adaptor import AudioTokenAdaptor
 from ..frame_attention import FRAME_STATES
 from ..data.datasets import AudioVideoClips, collate, index_dataset, read_id_list
-from .cache import FeatureCache
+from .cache import FeatureCache, producer
 from .checkpointing import install_checkpointing
 from .config import TrainConfig, to_yaml, validation_fps
 
@@ -125,9 +126,10 @@ class Trainer:
         adaptor = self._initial_adaptor(beats, width)
         pipe = AudioToVideoPipeline.from_pretrained(model, beats=beats, adaptor=adaptor, use_dpm_solver=False)
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32)
+        mode, audio = cfg.train.unet, cfg.train.audio
         for frozen in (pipe.vae, pipe.text_encoder, pipe.unet):
             frozen.requires_grad_(False).eval().to(acc.device)
-            if self.weight_dtype != torch.float32:
+            if self.weight_dtype != torch.float32 and not (frozen is pipe.unet and mode == "full"):
                 frozen.to(self.weight_dtype)
         pipe.beats.requires_grad_(False).eval().to(acc.device)  # the audio front end stays in fp32
         self.checkpointing = install_checkpointing(pipe.unet) if cfg.gradient_checkpointing else None
@@ -135,19 +137,28 @@ class Trainer:
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         self.val_scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
 
-        params = [{"params": list(adaptor.parameters()), "lr": cfg.optim.learning_rate}]
-        if cfg.lora.rank > 0:
+        params = [{"params": list(adaptor.parameters()), "lr": cfg.optim.learning_rate}] if audio else []
+        if mode == "lora":
             params.append({"params": self._add_lora(pipe.unet), "lr": cfg.lora.learning_rate})
+        elif mode == "full":
+            pipe.unet.requires_grad_(True).train()
+            params.append({"params": list(pipe.unet.parameters()), "lr": cfg.optim.unet_learning_rate})
         optimizer = torch.optim.AdamW(params, betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2),
                                       eps=cfg.optim.adam_epsilon, weight_decay=cfg.optim.weight_decay)
         lr_scheduler = get_scheduler(cfg.optim.lr_scheduler, optimizer=optimizer,
                                      num_warmup_steps=cfg.optim.lr_warmup_steps * acc.num_processes,
                                      num_training_steps=cfg.max_steps * acc.num_processes)
-        adaptor.train()
         # only what trains is prepared (wrapped for DDP); frozen models are moved, not wrapped
-        self.adaptor, self.optimizer, self.lr_scheduler = acc.prepare(adaptor, optimizer, lr_scheduler)
-        if cfg.lora.rank > 0:
+        if audio:
+            adaptor.train()
+            self.adaptor, self.optimizer, self.lr_scheduler = acc.prepare(adaptor, optimizer, lr_scheduler)
+        else:  # text-only: the adaptor is neither used nor trained
+            self.adaptor = adaptor.to(acc.device)
+            self.optimizer, self.lr_scheduler = acc.prepare(optimizer, lr_scheduler)
+        if mode != "frozen":
             pipe.unet = acc.prepare(pipe.unet)
+        #: the module gradient accumulation keys on (the first that trains)
+        self.accumulating = self.adaptor if audio else pipe.unet
         self.trained = [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def _initial_adaptor(self, beats, width: int) -> AudioTokenAdaptor:
@@ -171,7 +182,8 @@ class Trainer:
             return AudioTokenAdaptor(
                 input_size=beats.config.encoder_layers * beats.config.encoder_embed_dim,
                 hidden_size=cfg.adaptor.hidden_size, output_size=width, num_frames=cfg.data.num_frames,
-                token_pooling=cfg.adaptor.token_pooling, fga_dropout=cfg.adaptor.fga_dropout)
+                token_pooling=cfg.adaptor.token_pooling, fga_dropout=cfg.adaptor.fga_dropout,
+                freq_patches=128 // beats.config.input_patch_size)
 
     def _add_lora(self, unet) -> list[torch.nn.Parameter]:
         """LoRA adapters (peft) on the UNet's attention projections; returns their parameters (fp32)."""
@@ -202,17 +214,33 @@ class Trainer:
         index = dict(root=root, dataset=cfg.data.dataset, csv_path=cfg.data.csv, classes=cfg.data.classes,
                      exclude_ids=exclude)
         train_clips = index_dataset(split="train", **index)
+        holdout = cfg.validation.holdout
+        if holdout:  # a validation split carved from the training clips; the test split is never seen
+            if holdout >= len(train_clips):
+                raise ValueError(f"{root}: validation.holdout={holdout} leaves no training clip "
+                                 f"(the train split has {len(train_clips)})")
+            train_clips, held = train_clips[:-holdout], train_clips[-holdout:]
+            self.val_clips = held[: cfg.validation.num_clips]
         if not train_clips:
             raise ValueError(f"{root}: no training clips found for dataset {cfg.data.dataset}")
-        self.val_clips = index_dataset(split="test", **index)[: cfg.validation.num_clips]
+        if not holdout:
+            self.val_clips = index_dataset(split="test", **index)[: cfg.validation.num_clips]
         self.dataset = AudioVideoClips(train_clips, cfg.data.num_frames, cfg.data.height, cfg.data.width,
                                        random_start=cfg.data.random_start, seed=cfg.seed,
-                                       fallback_prompt=cfg.fallback_prompt, fps=cfg.data.fps)
+                                       fallback_prompt=cfg.fallback_prompt, fps=cfg.data.fps,
+                                       prompt=cfg.data.prompt)
         self.sampler = EpochSampler(len(self.dataset), cfg.seed)
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
                                              collate_fn=collate, num_workers=cfg.data.num_workers)
         self.loader = self.accelerator.prepare(loader)
-        self.cache = FeatureCache(cfg.cache, self.out)
+        shape = {"fps": cfg.data.fps, "num_frames": cfg.data.num_frames}
+        producers = {}
+        if cfg.cache.vae_latents:  # digests only when a kind is cached (hashing a real VAE takes a second)
+            producers["vae"] = producer(self.pipe.vae, **shape, height=cfg.data.height, width=cfg.data.width,
+                                        dtype=str(self.weight_dtype))
+        if cfg.cache.beats_features:
+            producers["beats"] = producer(self.pipe.beats, **shape, sample_rate=self.dataset.sample_rate)
+        self.cache = FeatureCache(cfg.cache, self.out, producers)
 
     # ---------------------------------------------------------------------------------------
     def _encode_batch(self, batch: dict, gen: torch.Generator):
@@ -231,6 +259,8 @@ class Trainer:
                              for i, k in enumerate(keys)])  # (B, 2, F, C, h, w)
         eps = torch.randn(stats[:, 0].shape, generator=gen)
         latents = (stats[:, 0] + stats[:, 1] * eps).permute(0, 2, 1, 3, 4) * pipe.vae.config.scaling_factor
+        if not self.cfg.train.audio:
+            return latents.to(dev), None, None
 
         def beats_layers(i):
             n = int((~batch["audio_padding_mask"][i]).sum())
@@ -258,13 +288,19 @@ class Trainer:
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         target = noise if self.noise_scheduler.config.prediction_type == "epsilon" else \
             self.noise_scheduler.get_velocity(latents, noise, t)
+        prompts = list(batch["prompt"])
+        if cfg.data.prompt_dropout > 0:  # drawn last, so the other draws do not depend on it
+            drop = torch.rand(B, generator=gen) < cfg.data.prompt_dropout
+            prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
+        unet_dtype = torch.float32 if cfg.train.unet == "full" else self.weight_dtype
         with self.accelerator.autocast():
-            tokens = self.adaptor(feats, num_frames=Fn, padding_mask=mask)
-            cond, frame_states = pipe.encode_prompt(batch["prompt"], tokens, Fn)  # the pipeline's own step 2
-            pred = pipe.unet(noisy.to(self.weight_dtype), t, encoder_hidden_states=cond.to(self.weight_dtype),
-                             cross_attention_kwargs={FRAME_STATES: frame_states.to(self.weight_dtype)}).sample
+            tokens = self.adaptor(feats, num_frames=Fn, padding_mask=mask) if cfg.train.audio else None
+            cond, frame_states = pipe.encode_prompt(prompts, tokens, Fn)  # the pipeline's own step 2
+            frame_kwargs = None if frame_states is None else {FRAME_STATES: frame_states.to(unet_dtype)}
+            pred = pipe.unet(noisy.to(unet_dtype), t, encoder_hidden_states=cond.to(unet_dtype),
+                             cross_attention_kwargs=frame_kwargs).sample
         mse = F.mse_loss(pred.float(), target.float())
-        l1 = tokens.temporal.float().abs().mean()
+        l1 = tokens.temporal.float().abs().mean() if tokens is not None else torch.zeros((), device=mse.device)
         return mse + cfg.optim.l1_weight * l1, mse, l1
 
     @torch.no_grad()
@@ -274,7 +310,7 @@ class Trainer:
 
     def training_step(self, batch: dict, step: int) -> dict:
         """One optimizer step on the trained parameters (with gradient accumulation and clipping)."""
-        with self.accelerator.accumulate(self.adaptor):
+        with self.accelerator.accumulate(self.accumulating):
             loss, mse, l1 = self._losses(batch, step)
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.cfg.optim.max_grad_norm > 0:
@@ -296,31 +332,35 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         if acc.is_main_process:
-            adaptor = acc.unwrap_model(self.adaptor)
-            adaptor.save_pretrained(tmp / "adaptor")
-            if self.cfg.lora.rank > 0:
-                from peft.utils import get_peft_model_state_dict
-                from safetensors.torch import save_file
-
-                lora = get_peft_model_state_dict(acc.unwrap_model(self.pipe.unet))
-                save_file({k: v.contiguous() for k, v in lora.items()}, tmp / "unet_lora.safetensors")
+            self.save_trained(tmp)
             (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "batches_done": batches_done,
                                                                 "num_processes": acc.num_processes}))
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
-            self.save_adaptor()
+            self.save_trained(self.out)
             limit = self.cfg.checkpoints_total_limit
             for old in (_checkpoints(self.out)[:-limit] if limit else []):
                 shutil.rmtree(old)
         acc.wait_for_everyone()
         return final
 
-    def save_adaptor(self) -> Path:
-        """``OUTPUT_DIR/adaptor/``: the current adaptor, loadable by ``from_pretrained`` and the pipeline."""
-        target = self.out / "adaptor"
-        self.accelerator.unwrap_model(self.adaptor).save_pretrained(target)
-        return target
+    def save_trained(self, folder: Path) -> Path:
+        """What trains, into ``folder``: ``adaptor/`` (with audio), ``unet/`` (``train.unet: full``) or
+        ``unet_lora.safetensors`` (``lora``), each loadable by ``from_pretrained`` / the pipeline.
+        Returns the main one (the adaptor's folder, or the UNet's without audio)."""
+        acc, mode = self.accelerator, self.cfg.train.unet
+        if self.cfg.train.audio:
+            acc.unwrap_model(self.adaptor).save_pretrained(folder / "adaptor")
+        if mode == "full":
+            acc.unwrap_model(self.pipe.unet).save_pretrained(folder / "unet")
+        elif mode == "lora":
+            from peft.utils import get_peft_model_state_dict
+            from safetensors.torch import save_file
+
+            lora = get_peft_model_state_dict(acc.unwrap_model(self.pipe.unet))
+            save_file({k: v.contiguous() for k, v in lora.items()}, folder / "unet_lora.safetensors")
+        return folder / ("adaptor" if self.cfg.train.audio else "unet" if mode == "full" else "unet_lora.safetensors")
 
     def load_checkpoint(self, path: Path) -> tuple[int, int]:
         self.accelerator.load_state(str(path))
@@ -331,28 +371,39 @@ class Trainer:
     def validate(self, step: int) -> dict:
         """Generate from held-out audio with the current adaptor, write mp4+wav, score AV-Align."""
         from avalign import score_files, summarize
-        from avalign.media import write_clip
+        from avalign.media import load_audio, write_clip
 
         from ..pipeline import AudioToVideoPipeline
 
         cfg, v = self.cfg, self.cfg.validation
+        audio = cfg.train.audio
         adaptor = self.accelerator.unwrap_model(self.adaptor).eval()
+        unet = self.accelerator.unwrap_model(self.pipe.unet)
+        was_training = unet.training
+        unet.eval()
         pipe = self.pipe
         val = AudioToVideoPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
-                                   unet=self.accelerator.unwrap_model(pipe.unet), scheduler=self.val_scheduler,
+                                   unet=unet, scheduler=self.val_scheduler,
                                    beats=pipe.beats, adaptor=adaptor)
         val.set_progress_bar_config(disable=True)
         folder = self.out / "validation" / f"step-{step}"
         written = []
         fps = validation_fps(cfg)  # the time scale training sees
         for i, clip in enumerate(self.val_clips):
-            out = val(audio=clip.audio or clip.video, num_frames=v.num_frames, fps=fps, height=v.height,
+            prompt = None if audio and cfg.data.prompt is None and not clip.caption else self.dataset.prompt_for(clip)
+            out = val(audio=(clip.audio or clip.video) if audio else None, prompt=prompt, num_frames=v.num_frames, fps=fps, height=v.height,
                       width=v.width, num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale,
                       generator=torch.Generator().manual_seed(v.seed + i), output_type="uint8")
-            mp4, _ = write_clip(folder / f"{clip.clip_id}.mp4", out.frames[0], fps, out.audio[0],
-                                out.audio_sample_rates[0])
+            if audio:
+                span, rate = out.audio[0], out.audio_sample_rates[0]
+            else:  # text-only: scored against the clip's own audio span
+                span, rate = load_audio(clip.audio or clip.video, None, start_s=0.0, duration_s=v.num_frames / fps,
+                                        pad=True)
+            mp4, _ = write_clip(folder / f"{clip.clip_id}.mp4", out.frames[0], fps, span, rate)
             written.append(mp4)
-        adaptor.train()
+        if audio:
+            adaptor.train()
+        unet.train(was_training)
         summary = summarize(r.to_record() for r in score_files(written, workers=1))
         return {"step": step, "val_av_align": summary.mean, "val_ci_low": summary.ci_low,
                 "val_ci_high": summary.ci_high, "val_n": summary.n, "val_n_undefined": summary.n_undefined}
@@ -378,6 +429,9 @@ class Trainer:
         if per_epoch == 0:
             raise DataError(f"{cfg.data.root}: fewer training clips than processes x batch size")
         self.unusable_in_a_row, self.last_reasons = 0, deque(maxlen=3)
+        # the best validation so far (of this run up to ``step``: a resumed run selects as a straight one)
+        best = max((r["val_av_align"] for r in read_jsonl(metrics_path) if r.get("val_av_align") is not None),
+                   default=-math.inf) if acc.is_main_process else -math.inf
         try:
             while step < cfg.max_steps:
                 epoch, skip = divmod(batches_done, per_epoch)
@@ -406,6 +460,11 @@ class Trainer:
                         if acc.is_main_process:
                             val = self.validate(step)
                             metrics.write(val)
+                            if cfg.validation.select_best and val["val_av_align"] is not None \
+                                    and val["val_av_align"] > best:
+                                best = val["val_av_align"]
+                                self.save_trained(self.out / "best")
+                                write_json_atomic(self.out / "best" / "best.json", val)
                             if tb:
                                 tb.add_scalar("val/av_align", val["val_av_align"], step)
                         acc.wait_for_everyone()
@@ -423,7 +482,8 @@ class Trainer:
                     writer.close()
             if self.checkpointing is not None:
                 self.checkpointing.remove()
-        return self.out / "adaptor"
+        return self.out / ("adaptor" if cfg.train.audio else "unet" if cfg.train.unet == "full"
+                           else "unet_lora.safetensors")
 
     def _usable_everywhere(self, batch: dict, step: int, skipped) -> tuple[int, bool]:
         """Log every process's skipped items (into process 0's ``skipped.jsonl``); return how many
@@ -452,6 +512,14 @@ class Trainer:
         if not all(flags) and any(flags):
             logger.warning("step %d: a process has no usable item in its batch; every process skips it", step)
         return sum(bool(f) for f in flags), all(flags)
+
+
+def write_json_atomic(path: Path, value) -> None:
+    """``value`` as JSON at ``path``, written under a temporary name and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
 
 
 def _tensorboard(folder: Path):

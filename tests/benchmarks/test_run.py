@@ -51,8 +51,9 @@ def run(tiny_dir, data_root, tmp_path_factory):
     shutil.copytree(out / "clips" / "ground_truth", external)
     for wav in external.glob("*.wav"):  # their own audio is silence: only the dataset's audio can match
         write_wav(wav, np.zeros(16000, np.float32), 16000)
-    assert main([*args, "--methods", "tempotokens,tempotokens_text_audio,text_to_video,ground_truth,"
-                                     f"shuffled_audio,static_frame,external:{external},"
+    # the control first: the runner still runs it after the tempotokens clips it reads
+    assert main([*args, "--methods", "tempotokens_other_audio,tempotokens,tempotokens_text_audio,text_to_video,"
+                                     f"ground_truth,shuffled_audio,static_frame,external:{external},"
                                      f"external:{external}:own-audio"]) == 0
     return out
 
@@ -60,12 +61,12 @@ def run(tiny_dir, data_root, tmp_path_factory):
 def test_every_row_is_scored_under_one_protocol(run):
     rows = _rows(run)
     assert set(rows) == {"tempotokens", "tempotokens_text_audio", "text_to_video", "ground_truth", "shuffled_audio",
-                         "static_frame", "external:external", "external:external:own-audio"}
+                         "tempotokens_other_audio", "static_frame", "external:external", "external:external:own-audio"}
     for r in rows.values():
         assert (r["n"], r["n_error"], r["dataset"]) == ("3", "0", "synthetic")
         assert (r["protocol"], r["variant"]) == ("12 fps, 32x32 px, 2 s", "tempotokens-2025")
     records = read_jsonl(run / "records.jsonl")
-    assert len(records) == 8 * 3
+    assert len(records) == 9 * 3
     for r in records:  # real clips (24-30 fps, 48 px) and generated ones (12 fps, 32 px) alike
         a = r["avalign"]
         assert a["protocol"] == {"fps": 12.0, "width": 32, "height": 32, "duration_s": 2.0, "flow": "farneback"}
@@ -79,6 +80,42 @@ def test_every_row_is_scored_under_one_protocol(run):
     assert env["variant"] == "tempotokens-2025" and env["settings"]["num_frames"] == 24 and "git_commit" in env
     assert env["settings_hash"] == json.loads((run / "settings.json").read_text())["hash"]
     assert {r["settings_hash"] for r in records} == {env["settings_hash"]}
+
+
+def test_the_control_is_the_tempotokens_video_against_the_shuffled_donor_audio(run, data_root):
+    """``tempotokens_other_audio``: the same bytes as the tempotokens clip, scored against the audio of
+    the clip the derangement gives (the shuffled_audio row's donor), and a second chance row."""
+    from avalign import Protocol, score_file
+    from avalign.media import load_audio
+    from tempotokens.data.datasets import index_dataset
+
+    clips = index_dataset(data_root, "synthetic", split="test")
+    perm = derangement(len(clips), 0)
+    gen = {(r["method"], r["clip_id"]): r for r in read_jsonl(run / "generate-0.jsonl")}
+    scored = {(r["method"], r["clip_id"]): r for r in read_jsonl(run / "records.jsonl")}
+    protocol = Protocol(fps=12.0, width=32, height=32, duration_s=2.0)
+    for i, clip in enumerate(clips):
+        control, source = gen[("tempotokens_other_audio", clip.clip_id)], gen[("tempotokens", clip.clip_id)]
+        assert Path(control["video"]).read_bytes() == Path(source["video"]).read_bytes()
+        donor, sr = load_audio(clips[perm[i]].audio, None, start_s=0.0, duration_s=2.0, pad=True)
+        mine, sr2 = load_audio(control["audio"], None)
+        assert sr2 == sr and np.allclose(mine, donor, atol=1 / 2**15)  # PCM16 of the donor's span
+        expected = score_file(source["video"], audio=clips[perm[i]].audio, protocol=protocol)
+        assert scored[("tempotokens_other_audio", clip.clip_id)]["avalign"]["score"] == expected.score
+    rows = _rows(run)
+    assert [m for m, r in rows.items() if r["role"] == "chance"] == ["shuffled_audio", "tempotokens_other_audio"]
+    from reports.tables import write_tables
+
+    md = write_tables(list(rows.values()), run / "tables-check")["md"].read_text()
+    assert "| tempotokens_other_audio | chance |" in md and "| shuffled_audio | chance |" in md
+
+
+def test_the_control_needs_the_tempotokens_clips(tiny_dir, data_root, tmp_path, capsys):
+    args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(tmp_path / "r"), *SMALL]
+    assert main([*args, "--methods", "tempotokens_other_audio"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["benchmarks.run: error: tempotokens_other_audio reads the clips of tempotokens: add it to --methods"]
+    assert not (tmp_path / "r").exists()
 
 
 def test_external_is_scored_against_the_dataset_audio(run):

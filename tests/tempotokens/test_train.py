@@ -8,27 +8,13 @@ import torch
 from avalign.records import read_jsonl
 from tempotokens.training.config import CONFIG_DIR, load_config
 
-
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from tempotokens.data.synthetic import make_synthetic
-
-    root = tmp_path_factory.mktemp("syn")
-    make_synthetic(root, num_clips=6, seed=0, duration_s=2.0, size=32)
-    return root
+from .helpers import adaptor_weights, tiny_train_config
 
 
-def _cfg(tiny_dir, root, out, **over):
-    items = {"model": str(tiny_dir), "make_tiny": False, "output_dir": str(out), "data.root": str(root),
-             "data.make_synthetic": 0, "validation.steps": 0, "max_steps": 4, "checkpointing_steps": 2,
-             "batch_size": 2, **over}
-    return load_config("tiny", [f"{k}={v}" for k, v in items.items()])
+_cfg = tiny_train_config
 
 
-def _weights(path):
-    from tempotokens import AudioTokenAdaptor
-
-    return AudioTokenAdaptor.from_pretrained(path).state_dict()
+_weights = adaptor_weights
 
 
 @pytest.mark.parametrize("name", ["vggsound", "landscape", "audioset_drum", "tiny"])

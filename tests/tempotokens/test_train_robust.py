@@ -13,19 +13,12 @@ import torch
 
 from avalign.records import read_jsonl
 from tempotokens.training.config import CONFIG_DIR, load_config
-from tests.tempotokens.test_train import _cfg as _tiny_cfg
-from tests.tempotokens.test_train import _weights as _adaptor
+from tests.tempotokens.helpers import adaptor_weights as _adaptor
+from tests.tempotokens.helpers import tiny_train_config as _tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from tempotokens.data.synthetic import make_synthetic
-
-    root = tmp_path_factory.mktemp("syn")
-    make_synthetic(root, num_clips=6, seed=0, duration_s=2.0, size=32)  # 4 train, 2 test clips
-    return root
 
 
 def _cfg(model, root, out, **over):
