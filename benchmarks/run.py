@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-clips", type=int, default=None, help="first N test clips (default: all)")
     p.add_argument("--out", help="run folder (default runs/<dataset>)")
     p.add_argument("--model", help="model folder; 'tiny': the random tiny model (made if absent); default: the "
-                                   "shipped toy model, trained on the synthetic clips (tempotokens/toy_model)")
+                                   "shipped toy model trained on the synthetic clips (tempotokens/toy_model), while "
+                                   "none is shipped the tiny model")
     p.add_argument("--beats", help="BEATs checkpoint if the model folder has none")
     p.add_argument("--adaptor", help="adaptor weights (learned_embeds.pth or folder)")
     p.add_argument("--seed", type=int, default=0, help="clip i is generated with seed + i")
@@ -113,7 +114,7 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     """Generation settings, dataset root and run folder from the arguments (with defaults)."""
     import torch
 
-    model = TINY_MODEL if args.model == "tiny" else Path(args.model) if args.model else TOY_MODEL
+    model = Path(args.model) if args.model not in (None, "tiny") else default_model(args.model)
     defaults = TINY_DEFAULTS if args.model in (None, "tiny") or is_toy_sized(model) else REAL_DEFAULTS
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     local = int(os.environ.get("LOCAL_RANK", 0))
@@ -130,6 +131,18 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     else:
         raise UsageError(f"--data-root is required for {args.dataset}")
     return settings, root, Path(args.out or f"runs/{args.dataset}")
+
+
+def default_model(name: str | None) -> Path:
+    """``tiny``: the random tiny model; no ``--model``: the shipped toy model, or, while none is
+    shipped (``make toy`` then ``python -m tempotokens toy runs/toy --install`` makes one), the tiny
+    model, with a note."""
+    if name is None and (TOY_MODEL / "model_index.json").is_file():
+        return TOY_MODEL
+    if name is None:
+        print(f"benchmarks.run: note: no shipped toy model in {TOY_MODEL}; using the random tiny model "
+              f"({TINY_MODEL})", file=sys.stderr)
+    return TINY_MODEL
 
 
 def is_toy_sized(model: Path) -> bool:
@@ -327,10 +340,8 @@ def prepare(args: argparse.Namespace, rank: int):
     clips = index_dataset(root, args.dataset, split="test")[: args.num_clips]
     if not clips:
         raise DatasetError(f"{root}: no test clips for dataset {args.dataset}")
-    if args.model is None and not (TOY_MODEL / "model_index.json").is_file():
-        raise UsageError(f"{TOY_MODEL}: the shipped toy model is missing; rebuild it with 'make toy' (and "
-                         "'python -m tempotokens toy runs/toy --install'), or pass --model tiny")
-    if args.model == "tiny" and not (TINY_MODEL / "model_index.json").exists() and rank == 0:
+    if args.model in (None, "tiny") and Path(settings.model) == TINY_MODEL and \
+            not (TINY_MODEL / "model_index.json").exists() and rank == 0:
         from tempotokens.tiny import make_tiny
 
         make_tiny(TINY_MODEL)

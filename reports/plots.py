@@ -227,7 +227,8 @@ def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, 
     peaks, the flow with the video peaks; matched peaks green, unmatched red.
 
     The peaks, flow and envelope come from the stored records; the video is read only to show its
-    frames (nothing is scored again).  Returns None when no method has a scored record of the clip.
+    frames (nothing is scored again); a method whose clip file is gone is left out.  Returns None when
+    no method has a scored record of the clip with its file.
     """
     from avalign import AVAlignResult
     from avalign.core import ONSET_HOP
@@ -237,7 +238,7 @@ def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, 
     for m in order:
         found = [r for r in records if r["method"] == m and r["clip_id"] == clip_id and r.get("avalign")
                  and r["status"] != "error"]
-        if found:
+        if found and Path(found[-1]["avalign"]["video"]).is_file():  # a run folder without its clips: no strip
             rows.append((m, found[-1]["role"] if found[-1].get("role") else "compared",
                          AVAlignResult.from_record(found[-1]["avalign"])))
     if not rows:
@@ -247,7 +248,7 @@ def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, 
                              gridspec_kw={"height_ratios": [1.1, 1] * len(rows)})
     for k, (m, role, result) in enumerate(rows):
         ax_img, ax_t = axes[2 * k], axes[2 * k + 1]
-        frames = read_video_rgb(result.video, result.protocol).frames
+        frames, _ = read_video_rgb(result.video, result.protocol)
         fps = float(result.fps)
         strip = np.concatenate(list(frames), axis=1)
         ax_img.imshow(strip, extent=(-0.5 / fps, (len(frames) - 0.5) / fps, 0, 1), aspect="auto",

@@ -92,13 +92,17 @@ class AudioToVideoPipeline(DiffusionPipeline):
         beats: BEATs,
         adaptor: AudioTokenAdaptor,
         default_size: Sequence[int] | None = None,
+        noise_correlation: float = 0.0,
     ):
         super().__init__()
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
             beats=beats, adaptor=adaptor,
         )
-        self.register_to_config(default_size=list(default_size) if default_size else None)
+        if not 0.0 <= float(noise_correlation) < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
+        self.register_to_config(default_size=list(default_size) if default_size else None,
+                                noise_correlation=float(noise_correlation))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def prepare_conditioning(self) -> list[int]:
@@ -119,6 +123,24 @@ class AudioToVideoPipeline(DiffusionPipeline):
         (``model_index.json``), else the authors' 384x384."""
         size = self.config.get("default_size")
         return (int(size[0]), int(size[1])) if size else DEFAULT_SIZE
+
+    @property
+    def noise_correlation(self) -> float:
+        """The model's noise prior (``model_index.json``; 0 for ModelScope/zeroscope): the share ``rho`` of
+        each frame's initial noise that all frames of a clip have in common, ``sqrt(rho) * e_clip +
+        sqrt(1 - rho) * e_frame`` (the "mixed" noise of Ge et al., PYoCo, arXiv 2305.10474).  A model
+        is trained with the prior it generates with (the trainer reads it from the model folder)."""
+        return float(self.config.get("noise_correlation") or 0.0)
+
+    def prepare_latents(self, shape: tuple[int, ...], generator, device, dtype) -> torch.Tensor:
+        """Initial noise ``(B, C, F, h, w)`` under the model's noise prior (independent per frame when
+        :attr:`noise_correlation` is 0; the shared part is drawn after the per-frame part)."""
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        rho = self.noise_correlation
+        if rho > 0:
+            shared = randn_tensor((*shape[:2], 1, *shape[3:]), generator=generator, device=device, dtype=dtype)
+            latents = rho**0.5 * shared + (1 - rho) ** 0.5 * latents
+        return latents
 
     @property
     def placeholder_ids(self) -> list[int]:
@@ -168,7 +190,8 @@ class AudioToVideoPipeline(DiffusionPipeline):
         if use_dpm_solver and not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
             pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
         for module in (pipe.beats, pipe.adaptor):  # float32 whatever torch_dtype the rest was loaded in
-            module.to(torch.float32)
+            if module.dtype != torch.float32:  # (diffusers' to(dtype) prints a note even for a no-op)
+                module.to(torch.float32)
         pipe.prepare_conditioning()
         return pipe
 
@@ -317,7 +340,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         shape = (batch, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor,
                  width // self.vae_scale_factor)
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+            latents = self.prepare_latents(shape, generator, device, self.unet.dtype)
         latents = latents.to(device, self.unet.dtype) * self.scheduler.init_noise_sigma
 
         # 4. Denoise

@@ -30,11 +30,15 @@ def tiny_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_tiny_pipeline(seed: int = 0, num_frames: int = 8, beats_patch: int = 16, token_pooling: str = "reference"):
+def build_tiny_pipeline(seed: int = 0, num_frames: int = 8, beats_patch: int = 16, token_pooling: str = "reference",
+                        vae_levels: int = 2, noise_correlation: float = 0.0):
     """The tiny pipeline in memory (random weights from ``seed``).
 
     ``beats_patch`` is BEATs' ``input_patch_size`` (16 as published: 160 ms per time patch; the toy
-    model uses 8, 80 ms, about one frame at 12 fps) and ``token_pooling`` the adaptor's.
+    model uses 8, 80 ms, about one frame at 12 fps), ``token_pooling`` the adaptor's, and
+    ``vae_levels`` the VAE's resolution levels (2: latents at 1/2 of the frame size; the toy's 3: 1/4,
+    8x8 latents for 32x32 frames, a 4x cheaper UNet) and ``noise_correlation`` the model's noise
+    prior (:attr:`~tempotokens.pipeline.AudioToVideoPipeline.noise_correlation`).
     """
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -51,8 +55,8 @@ def build_tiny_pipeline(seed: int = 0, num_frames: int = 8, beats_patch: int = 1
         pad_token_id=tokenizer.pad_token_id, projection_dim=32,
     ))
     vae = AutoencoderKL(
-        block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, layers_per_block=1, norm_num_groups=8,
+        block_out_channels=(16, 32, 64)[:vae_levels], down_block_types=("DownEncoderBlock2D",) * vae_levels,
+        up_block_types=("UpDecoderBlock2D",) * vae_levels, latent_channels=4, layers_per_block=1, norm_num_groups=8,
         sample_size=32,
     )
     unet = UNet3DConditionModel(
@@ -68,7 +72,8 @@ def build_tiny_pipeline(seed: int = 0, num_frames: int = 8, beats_patch: int = 1
     adaptor = AudioTokenAdaptor(input_size=2 * 32, hidden_size=48, output_size=32, num_frames=num_frames,
                                 token_pooling=token_pooling, freq_patches=128 // beats_patch).eval()
     pipe = AudioToVideoPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                scheduler=scheduler, beats=beats, adaptor=adaptor, default_size=(32, 32))
+                                scheduler=scheduler, beats=beats, adaptor=adaptor, default_size=(32, 32),
+                                noise_correlation=noise_correlation)
     pipe.prepare_conditioning()
     return pipe
 

@@ -34,8 +34,6 @@ from pathlib import Path
 SHIPPED = Path(__file__).resolve().parent / "toy_model"
 #: Generation settings of the toy model (and of every demo row), fixed before it was trained.
 TOY_GENERATION = dict(num_frames=24, fps=12.0, height=32, width=32, steps=10, guidance=5.0)
-#: Per component, what the export keeps (diffusers layout, fp16 safetensors).
-COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "beats", "adaptor")
 MAX_MODEL_BYTES = 5 * 2**20
 
 
@@ -57,25 +55,25 @@ class ToyRecipe:
     holdout: int = 12  #: training clips held out as the validation split
     beats_patch: int = 8
     token_pooling: str = "temporal"
+    vae_levels: int = 3  #: 8x8 latents for 32x32 frames
+    #: the model's noise prior: the share of each frame's noise common to the clip (PYoCo's mixed noise)
+    noise_correlation: float = 0.8
     batch_size: int = 4
-    vae_steps: int = 500
+    vae_steps: int = 600
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    backbone_steps: int = 1200
-    backbone_lr: float = 3e-4
+    backbone_steps: int = 3000
+    backbone_lr: float = 3e-4  #: peak of a cosine schedule after 100 warm-up steps
     prompt_dropout: float = 0.1  #: the backbone's empty-prompt rate (classifier-free guidance)
-    adaptor_steps: int = 600
+    adaptor_steps: int = 1500
     adaptor_lr: float = 1e-3
+    adaptor_l1: float = 0.01  #: optim.l1_weight of the adaptor stage (the authors' 0.01)
     adaptor_unet: str = "frozen"  #: frozen (the paper) | lora
     lora_rank: int = 8
     lora_lr: float = 2e-4
     checkpointing_steps: int = 100
-    val_every: int = 150  #: adaptor-stage validation period (steps); the backbone's: its last step
+    val_every: int = 250  #: adaptor-stage validation period (steps); the backbone's: its last step
     val_clips: int = 12
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("vae", "backbone", "adaptor")
 
 
 #: A few steps per stage on a few small clips: the recipe's code path in seconds (the test suite's).
@@ -101,11 +99,13 @@ def _train_config(recipe: ToyRecipe, stage: str, model: Path, out: Path, data: P
     if stage == "backbone":
         steps = recipe.backbone_steps
         over = {"train.audio": False, "train.unet": "full", "data.prompt": "A video of {label}",
-                "data.prompt_dropout": recipe.prompt_dropout,
+                "data.prompt_dropout": recipe.prompt_dropout, "optim.lr_scheduler": "cosine",
+                "optim.lr_warmup_steps": min(100, steps // 10),
                 "optim.unet_learning_rate": recipe.backbone_lr, "validation.steps": steps}
     else:
         steps = recipe.adaptor_steps
         over = {"train.unet": recipe.adaptor_unet, "optim.learning_rate": recipe.adaptor_lr,
+                "optim.l1_weight": recipe.adaptor_l1,
                 "adaptor.hidden_size": 48, "adaptor.token_pooling": recipe.token_pooling,
                 "validation.steps": recipe.val_every, "validation.select_best": True}
         if recipe.adaptor_unet == "lora":
@@ -141,8 +141,6 @@ def _mark_done(folder: Path, **info) -> None:
 
 def export(model: Path, out: Path) -> int:
     """The model at ``model`` in fp16 safetensors at ``out`` (diffusers layout); returns its bytes."""
-    import torch
-
     from .pipeline import AudioToVideoPipeline
 
     pipe = AudioToVideoPipeline.from_pretrained(model, use_dpm_solver=False)
@@ -150,7 +148,7 @@ def export(model: Path, out: Path) -> int:
     if tmp.exists():
         shutil.rmtree(tmp)
     for name in ("vae", "text_encoder", "unet", "beats", "adaptor"):
-        getattr(pipe, name).to(torch.float16)
+        getattr(pipe, name).half()  # nn.Module.half: no dtype note from diffusers' to()
     pipe.save_pretrained(tmp, safe_serialization=True)
     for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:  # no build path in the shipped files
         data = json.loads(config.read_text())
@@ -208,7 +206,8 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
         if init.exists():
             shutil.rmtree(init)
         make_tiny(init, seed=recipe.seed, num_frames=TOY_GENERATION["num_frames"], beats_patch=recipe.beats_patch,
-                  token_pooling=recipe.token_pooling)
+                  token_pooling=recipe.token_pooling, vae_levels=recipe.vae_levels,
+                  noise_correlation=recipe.noise_correlation)
         _mark_done(init)
 
     vae_dir = stages / "vae"

@@ -285,13 +285,18 @@ class Trainer:
         B, Fn = latents.shape[0], latents.shape[2]
         noise = torch.randn(latents.shape, generator=gen).to(dev)
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (B,), generator=gen).to(dev)
+        prompts = list(batch["prompt"])
+        # later draws come after the earlier ones, so switching one on changes none of those before it
+        if cfg.data.prompt_dropout > 0:
+            drop = torch.rand(B, generator=gen) < cfg.data.prompt_dropout
+            prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
+        rho = pipe.noise_correlation  # the model's noise prior: the noise it will generate from
+        if rho > 0:
+            shared = torch.randn((*latents.shape[:2], 1, *latents.shape[3:]), generator=gen).to(dev)
+            noise = rho**0.5 * shared + (1 - rho) ** 0.5 * noise
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         target = noise if self.noise_scheduler.config.prediction_type == "epsilon" else \
             self.noise_scheduler.get_velocity(latents, noise, t)
-        prompts = list(batch["prompt"])
-        if cfg.data.prompt_dropout > 0:  # drawn last, so the other draws do not depend on it
-            drop = torch.rand(B, generator=gen) < cfg.data.prompt_dropout
-            prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
         unet_dtype = torch.float32 if cfg.train.unet == "full" else self.weight_dtype
         with self.accelerator.autocast():
             tokens = self.adaptor(feats, num_frames=Fn, padding_mask=mask) if cfg.train.audio else None
@@ -384,7 +389,7 @@ class Trainer:
         pipe = self.pipe
         val = AudioToVideoPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
                                    unet=unet, scheduler=self.val_scheduler,
-                                   beats=pipe.beats, adaptor=adaptor)
+                                   beats=pipe.beats, adaptor=adaptor, noise_correlation=pipe.noise_correlation)
         val.set_progress_bar_config(disable=True)
         folder = self.out / "validation" / f"step-{step}"
         written = []

@@ -66,7 +66,21 @@ def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
     assert bench(["--data-root", str(tmp_path / "data"), "--model", str(tiny_dir), "--out", str(run),
                   "--num-frames", "12", "--fps", "12", "--height", "32", "--width", "32", "--steps", "1",
                   "--methods", "tempotokens,ground_truth,static_frame", "--workers", "1"]) == 0
+    from avalign.records import read_jsonl
+    from reports.plots import plot_filmstrip
+
+    records = read_jsonl(run / "records.jsonl")
+    clip = sorted(r["clip_id"] for r in records)[0]
+    order = ["tempotokens", "ground_truth", "static_frame"]
+    strip = plot_filmstrip(records, order, clip, tmp_path / "strip.png")
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(strip).shape[:2] == (3 * 190, 1100)  # a frames + timeline pair per method (1.9 in, 100 dpi)
+    two = plot_filmstrip(records, order[:2], clip, tmp_path / "strip2.png")
+    assert mpimg.imread(two).shape[:2] == (2 * 190, 1100)
+    assert plot_filmstrip(records, order, "no-such-clip", tmp_path / "none.png") is None
     shutil.rmtree(run / "clips")  # the report must not need a single media file
+    assert plot_filmstrip(records, order, clip, tmp_path / "gone.png") is None  # strips need the clips
     assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "1"]) == 0
     out = tmp_path / "report"
     for name in ("table.csv", "table.md", "table.tex", "av_align.png", "time_memory.png", "score_distribution.png",
