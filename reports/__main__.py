@@ -77,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = ["# Benchmark report", "", f"Runs: {', '.join(str(r) for r, *_ in runs)}", ""]
     index += [f"- {caption(g, rows)}" for g in groups(rows)]
     index += ["", "Every row of a table is scored under the protocol and variant in its header. Best value per "
-              "column in bold among the rows whose role is `compared`; `ceiling` (the real clip), `chance` (real "
-              "video, another clip's audio) and `floor` (a still frame) show the metric's range. Resource figures "
+              "column in bold among the rows whose role is `compared`; `ceiling` (the real clip), `chance` (a video "
+              "scored against another clip's audio) and `floor` (a still frame) show the metric's range. Resource figures "
               "are each generating method's own process; rows that generate nothing show —.", "",
               tables["md"].read_text(), ""]
     if calibration:

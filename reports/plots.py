@@ -271,7 +271,7 @@ def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, 
         for v in result.video_peaks:
             ax_t.axvline(v, ymin=0.0, ymax=0.5, color="tab:green" if v in matched_v else "tab:red", lw=1.2, ls="--")
         ax_t.set_yticks([])
-        ax_t.set_ylabel("audio ⎯\nvideo - -", fontsize=6)
+        ax_t.set_ylabel("audio (top)\nvideo (bottom)", fontsize=6)
     axes[-1].set_xlabel("time (s): blue onset strength, orange flow (each normalised); solid lines audio peaks, "
                         "dashed video peaks; green matched, red not")
     fig.suptitle(f"clip {clip_id}" + (f" [{title}]" if title else ""), fontsize=9)

@@ -112,7 +112,10 @@ def run_toy(args: argparse.Namespace) -> int:
             raise UsageError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
     recipe = dataclasses.replace(recipe, **changes)
     try:
-        model = run_recipe(args.out, recipe, overwrite=args.overwrite)
+        if args.install and (Path(args.out) / "toy.json").is_file() and not args.overwrite:
+            model = Path(args.out) / "model"  # a finished build: install it as it is
+        else:
+            model = run_recipe(args.out, recipe, overwrite=args.overwrite)
         print(f"toy model written to {model}")
         if args.install:
             print(f"installed over {install(model)}")
@@ -127,8 +130,15 @@ def run_fit_vae(args: argparse.Namespace) -> int:
     from .training.vae import VaeFitConfig, fit_vae
 
     w, h = _parse_size(args.size)
+    if w < 8 or h < 8:
+        raise UsageError(f"--size {args.size}: at least 8x8 pixels")
     if not (Path(args.model) / "vae" / "config.json").is_file():
         raise UsageError(f"{args.model}: no vae/ folder (a diffusers model folder)")
+    import json
+
+    factor = 2 ** (len(json.loads((Path(args.model) / "vae" / "config.json").read_text())["block_out_channels"]) - 1)
+    if w % factor or h % factor:
+        raise UsageError(f"--size {args.size}: this VAE needs multiples of {factor} pixels")
     if not Path(args.data_root).is_dir():
         raise UsageError(f"{args.data_root}: data root not found")
     cfg = VaeFitConfig(data_root=args.data_root, dataset=args.dataset, height=h, width=w, steps=args.steps,

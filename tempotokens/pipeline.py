@@ -241,6 +241,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         """``(B, C, F, h, w)`` latents → ``(B, F, 3, H, W)`` pixels in [0, 1], ``chunk`` frames at a time."""
         B, C, F, h, w = latents.shape
         flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).reshape(B * F, C, h, w)
+        flat = flat.to(self.vae.dtype)  # a UNet trained in fp32 beside an fp16/bf16 VAE
         images = torch.cat([self.vae.decode(flat[i : i + chunk]).sample for i in range(0, B * F, chunk)])
         images = (images.float().clamp(-1, 1) + 1) / 2
         return images.reshape(B, F, *images.shape[1:])

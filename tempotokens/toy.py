@@ -114,6 +114,28 @@ def _train_config(recipe: ToyRecipe, stage: str, model: Path, out: Path, data: P
     return load_config(None, [f"{k}={v}" for k, v in items.items()])
 
 
+def check_recipe(recipe: ToyRecipe) -> None:
+    """Refuse (:class:`ToyError`, one line) a recipe that could not run to its end: checked before
+    anything is written, so a bad ``--set`` never costs a stage."""
+    if recipe.adaptor_unet not in ("frozen", "lora"):
+        raise ToyError(f"adaptor_unet must be frozen or lora (the paper's step), got {recipe.adaptor_unet!r}")
+    positive = ("data_clips", "batch_size", "vae_steps", "vae_batch", "backbone_steps", "adaptor_steps",
+                "checkpointing_steps", "val_every", "val_clips", "beats_patch")
+    bad = [f"{k}={getattr(recipe, k)}" for k in positive if getattr(recipe, k) < 1]
+    n_test = max(1, int(round(recipe.data_clips * recipe.data_test_fraction)))
+    if not 0 <= recipe.holdout < recipe.data_clips - n_test:
+        bad.append(f"holdout={recipe.holdout} (the train split has {recipe.data_clips - n_test} clips)")
+    if not 0.0 <= recipe.noise_correlation < 1.0:
+        bad.append(f"noise_correlation={recipe.noise_correlation} (needs [0, 1))")
+    if bad:
+        raise ToyError("bad recipe: " + ", ".join(bad))
+    for stage in ("backbone", "adaptor"):  # the trainer's own checks, before any stage runs
+        try:
+            _train_config(recipe, stage, Path("model"), Path("out"), Path("data"))
+        except ValueError as exc:
+            raise ToyError(f"bad recipe for the {stage} stage: {' '.join(str(exc).split())}") from None
+
+
 def _assemble(dst: Path, base: Path, **components: Path) -> Path:
     """``dst``: a copy of the model folder ``base`` with some component folders replaced."""
     tmp = dst.with_name(f".tmp-{dst.name}")
@@ -176,18 +198,24 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
     from .training.vae import VaeFitConfig, fit_vae
 
     out = Path(out_dir)
-    if out.resolve() == SHIPPED or SHIPPED in out.resolve().parents:
-        raise ToyError(f"{out}: the shipped toy model's folder; build elsewhere and use --install")
+    package = SHIPPED.parent
+    if out.resolve() == package or package in out.resolve().parents or out.resolve() in package.parents:
+        raise ToyError(f"{out}: inside (or above) the tempotokens package; build elsewhere and use --install")
+    check_recipe(recipe)
     record = out / "toy.json"
+    started = out / "recipe.json"
     if record.is_file():
         if not overwrite:
             raise ToyError(f"{out}: holds a finished toy model ({record}); pass --overwrite to rebuild it")
         shutil.rmtree(out)
-    started = out / "recipe.json"
-    if started.is_file() and json.loads(started.read_text()) != asdict(recipe):
+    elif started.is_file() and json.loads(started.read_text()) != asdict(recipe):
         if not overwrite:
             raise ToyError(f"{out}: a run of another recipe is in progress there ({started}); pass --overwrite "
                            "to discard it, or use another folder")
+        shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()) and not started.is_file():
+        if not overwrite:  # never delete what the recipe did not make
+            raise ToyError(f"{out}: not empty and not a toy build; use an empty or new folder")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(started, asdict(recipe))
@@ -323,7 +351,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
             hi = np.array([r["val_ci_high"] for r in val])
             ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, marker="o", capsize=3,
                         label=f"{stage} ({'text' if stage == 'backbone' else 'audio'})")
-    ax.set_title("validation AV-Align (held-out train clips, 95% CI)")
+    ax.set_title("validation AV-Align, held-out clips (95% CI)", fontsize=10)
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -332,8 +360,10 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def install(model: Path, target: Path = SHIPPED) -> Path:
-    """Copy a finished build's model over the shipped copy (the explicit, separate step)."""
+def install(model: Path, target: Path | None = None) -> Path:
+    """Copy a finished build's model over the shipped copy (``target``, default :data:`SHIPPED`; the
+    explicit, separate step)."""
+    target = SHIPPED if target is None else target
     if not (model / "model_index.json").is_file():
         raise ToyError(f"{model}: not a model folder (no model_index.json)")
     return _assemble(target, model)

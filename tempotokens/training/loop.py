@@ -17,6 +17,7 @@ process has a usable batch, so all processes take the same number of optimizer s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -233,7 +234,10 @@ class Trainer:
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
                                              collate_fn=collate, num_workers=cfg.data.num_workers)
         self.loader = self.accelerator.prepare(loader)
-        shape = {"fps": cfg.data.fps, "num_frames": cfg.data.num_frames}
+        # the data too: clip ids repeat across datasets (every synthetic set has syn00000000)
+        shape = {"fps": cfg.data.fps, "num_frames": cfg.data.num_frames, "data_root": str(root.resolve()),
+                 "clips_digest": hashlib.sha256(json.dumps(
+                     [[c.clip_id, _file_stamp(c.video, c.audio)] for c in train_clips]).encode()).hexdigest()[:16]}
         producers = {}
         if cfg.cache.vae_latents:  # digests only when a kind is cached (hashing a real VAE takes a second)
             producers["vae"] = producer(self.pipe.vae, **shape, height=cfg.data.height, width=cfg.data.width,
@@ -517,6 +521,19 @@ class Trainer:
         if not all(flags) and any(flags):
             logger.warning("step %d: a process has no usable item in its batch; every process skips it", step)
         return sum(bool(f) for f in flags), all(flags)
+
+
+def _file_stamp(*paths: str | None) -> list:
+    """Size and modification time of each file: a changed file changes the cache key."""
+    out = []
+    for p in paths:
+        if p:
+            try:
+                st = os.stat(p)
+                out.append([st.st_size, st.st_mtime_ns])
+            except OSError:
+                out.append(None)
+    return out
 
 
 def write_json_atomic(path: Path, value) -> None:

@@ -13,6 +13,7 @@ checkpoint and resumed ends with exactly the weights of an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -74,6 +75,16 @@ def fit_vae(vae, cfg: VaeFitConfig, out: str | os.PathLike, resume: bool = True,
     from ..training.loop import step_seed, write_json_atomic
 
     out = Path(out)
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.checkpointing_steps < 1 or cfg.learning_rate <= 0:
+        raise ValueError(f"steps, batch size and checkpointing steps must be at least 1 and the learning rate "
+                         f"positive, got {cfg.steps}, {cfg.batch_size}, {cfg.checkpointing_steps}, {cfg.learning_rate}")
+    previous = out / "vae_fit.json"
+    if resume and previous.is_file() and _checkpoints(out):
+        old = {k: v for k, v in json.loads(previous.read_text()).items() if k != "steps"}
+        new = {k: v for k, v in asdict(cfg).items() if k != "steps"}
+        if old != new:
+            changed = ", ".join(f"{k} {old.get(k)} -> {new[k]}" for k in new if old.get(k) != new[k])
+            raise ValueError(f"{out}: holds a fit with other settings ({changed}); use another --out")
     out.mkdir(parents=True, exist_ok=True)
     pixels = training_frames(cfg)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)

@@ -75,9 +75,10 @@ def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
     strip = plot_filmstrip(records, order, clip, tmp_path / "strip.png")
     import matplotlib.image as mpimg
 
-    assert mpimg.imread(strip).shape[:2] == (3 * 190, 1100)  # a frames + timeline pair per method (1.9 in, 100 dpi)
+    # a frames + timeline pair per method: 1.9 inches each at the reports' 110 dpi
+    assert mpimg.imread(strip).shape[:2] == (round(3 * 1.9 * 110), 11 * 110)
     two = plot_filmstrip(records, order[:2], clip, tmp_path / "strip2.png")
-    assert mpimg.imread(two).shape[:2] == (2 * 190, 1100)
+    assert mpimg.imread(two).shape[:2] == (round(2 * 1.9 * 110), 11 * 110)
     assert plot_filmstrip(records, order, "no-such-clip", tmp_path / "none.png") is None
     shutil.rmtree(run / "clips")  # the report must not need a single media file
     assert plot_filmstrip(records, order, clip, tmp_path / "gone.png") is None  # strips need the clips

@@ -70,7 +70,7 @@ def test_a_finished_build_is_refused_without_overwrite(micro_build, capsys):
 def test_the_shipped_folder_is_never_a_build_target():
     from tempotokens.toy import SHIPPED
 
-    with pytest.raises(ToyError, match="shipped"):
+    with pytest.raises(ToyError, match="tempotokens package"):
         run_recipe(SHIPPED, MICRO)
 
 
@@ -142,3 +142,56 @@ def test_fit_vae_command_fits_resumes_and_sets_the_latent_scale(micro_build, tmp
     assert main([*args[:-4], "--size", "big", *args[-2:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "no vae/" in err[0] and "not found" in err[1] and "WxH" in err[2]
+
+
+def test_a_folder_the_recipe_did_not_make_is_never_deleted(tmp_path):
+    import tempotokens
+
+    victim = tmp_path / "victim"
+    (victim / "data").mkdir(parents=True)
+    (victim / "data" / "keep.txt").write_text("mine")
+    with pytest.raises(ToyError, match="not a toy build"):
+        run_recipe(victim, MICRO)
+    assert (victim / "data" / "keep.txt").read_text() == "mine"
+    for inside in (Path(tempotokens.__file__).parent, Path(tempotokens.__file__).parent / "data",
+                   Path(tempotokens.__file__).parents[1]):
+        with pytest.raises(ToyError, match="tempotokens package"):
+            run_recipe(inside, MICRO)
+
+
+@pytest.mark.parametrize("setting, message", [("adaptor_unet=full", "frozen or lora"),
+                                              ("holdout=1000", "holdout=1000"),
+                                              ("noise_correlation=1.0", "noise_correlation"),
+                                              ("batch_size=0", "batch_size=0")])
+def test_bad_recipes_are_refused_before_anything_is_written(setting, message, tmp_path, capsys):
+    from tempotokens.cli import main
+
+    assert main(["toy", str(tmp_path / "x"), "--micro", "--set", setting]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_install_copies_a_finished_build_without_rebuilding(micro_build, tmp_path, monkeypatch, capsys):
+    import tempotokens.toy as toy
+    from tempotokens.cli import main
+
+    monkeypatch.setattr(toy, "SHIPPED", tmp_path / "shipped")
+    monkeypatch.setattr(toy, "run_recipe", lambda *a, **k: pytest.fail("rebuilt instead of installing"))
+    assert main(["toy", str(micro_build), "--micro", "--install"]) == 0
+    a, b = _tensors(micro_build / "model"), _tensors(tmp_path / "shipped")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_vae_refuses_to_resume_other_settings(micro_build, tmp_path, capsys):
+    from tempotokens.cli import main
+
+    base = ["fit-vae", "--model", str(micro_build / "stages" / "init"), "--data-root", str(micro_build / "data"),
+            "--out", str(tmp_path / "v"), "--steps", "1", "--batch-size", "2"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, "--lr", "0.01"]) == 2
+    assert main([*base[:-2], "--batch-size", "0"]) == 2
+    assert main([*base, "--size", "30x30"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "learning_rate 0.001 -> 0.01" in err[0] and "at least 1" in err[1] and "multiples" in err[2]

@@ -120,7 +120,7 @@ def test_lora_trains_only_the_lora(tiny_dir, synthetic_root, tmp_path):
     pytest.importorskip("peft")
     from tempotokens.training.loop import Trainer
 
-    trainer = Trainer(_cfg(tiny_dir, synthetic_root, tmp_path / "lora", **{"lora.rank": 2, "max_steps": 2}))
+    trainer = Trainer(_cfg(tiny_dir, synthetic_root, tmp_path / "lora", **{"train.unet": "lora", "lora.rank": 2, "max_steps": 2}))
     unet = trainer.accelerator.unwrap_model(trainer.pipe.unet)
     base = {k: v.clone() for k, v in unet.state_dict().items() if "lora" not in k}
     lora = {k: v.clone() for k, v in unet.state_dict().items() if "lora_B" in k}

@@ -127,3 +127,24 @@ def test_holdout_validates_on_train_clips_only(tiny_dir, synthetic_root, tmp_pat
     train_ids = [c.clip_id for c in index_dataset(synthetic_root, "synthetic", split="train")]
     assert [c.clip_id for c in trainer.val_clips] == train_ids[-2:]
     assert [c.clip_id for c in trainer.dataset.clips] == train_ids[:-2]
+
+
+def test_full_unet_with_mixed_precision_validates(tiny_dir, synthetic_root, tmp_path):
+    """An fp32 UNet (train.unet: full) beside a bf16 VAE and text encoder: training and validation run
+    (in a fresh process: accelerate's mixed-precision state is one per process)."""
+    import subprocess
+    import sys
+
+    from avalign.records import read_jsonl
+
+    out = tmp_path / "bf16"
+    over = {"model": tiny_dir, "make_tiny": "false", "output_dir": out, "data.root": synthetic_root,
+            "data.make_synthetic": 0, "train.unet": "full", "train.audio": "false", "data.prompt": "a {label}",
+            "mixed_precision": "bf16", "max_steps": 1, "checkpointing_steps": 1, "batch_size": 2,
+            "validation.steps": 1, "validation.num_clips": 1, "validation.num_inference_steps": 1,
+            "validation.height": 32, "validation.width": 32, "validation.num_frames": 8}
+    done = subprocess.run([sys.executable, "-m", "tempotokens.train", "--config", "tiny",
+                           *[f"{k}={v}" for k, v in over.items()]], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if "val_av_align" in r]
+    assert len(val) == 1 and val[0]["val_n"] == 1

@@ -244,7 +244,7 @@ def test_two_process_ddp_stop_and_resume_with_a_corrupt_clip(tiny_dir, synthetic
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "tempotokens.train", "--config", "tiny", "--output-dir", str(out), "--max-steps", str(steps),
                f"model={tiny_dir}", "make_tiny=false", f"data.root={root}", "data.make_synthetic=0",
-               "validation.steps=0", "checkpointing_steps=2", "batch_size=1", "lora.rank=2", *extra]
+               "validation.steps=0", "checkpointing_steps=2", "batch_size=1", "train.unet=lora", "lora.rank=2", *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
 
