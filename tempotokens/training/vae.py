@@ -60,11 +60,6 @@ def training_frames(cfg: VaeFitConfig) -> torch.Tensor:
     return pixels / 127.5 - 1.0
 
 
-def _checkpoints(out: Path) -> list[Path]:
-    found = [p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
 def fit_vae(vae, cfg: VaeFitConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True):
     """Train ``vae`` (an ``AutoencoderKL``, changed in place) to ``cfg.steps``; returns it.
 
@@ -72,7 +67,7 @@ def fit_vae(vae, cfg: VaeFitConfig, out: str | os.PathLike, resume: bool = True,
     ``resume`` the newest is continued from.  ``OUT/metrics.jsonl`` has the loss of every step,
     ``OUT/vae/`` the final weights (with the fitted ``scaling_factor``).
     """
-    from ..training.loop import step_seed, write_json_atomic
+    from ..training.loop import _checkpoints, step_seed, write_json_atomic
 
     out = Path(out)
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.checkpointing_steps < 1 or cfg.learning_rate <= 0:
