@@ -1,4 +1,4 @@
-"""``python -m tempotokens``: ``make-tiny DIR``, ``toy OUT``, ``fit-vae`` and ``generate``.
+"""``python -m tempotokens``: ``make-tiny DIR``, ``toy OUT``, ``fit-vae``, ``probe`` and ``generate``.
 
 Bad input (missing or unreadable audio, neither audio nor prompt, a folder that is not a model)
 gets one line on stderr and exit status 2.
@@ -52,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--lr", type=float, default=1e-3)
     vae.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
     vae.add_argument("--seed", type=int, default=0)
+
+    probe = sub.add_parser("probe", help="does a model use its audio? loss with own vs another clip's audio",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           description="Noise-prediction MSE of MODEL on clips of DATA_ROOT conditioned on each clip's own "
+                                       "audio and on another clip's of the same label, per timestep "
+                                       "(tempotokens.training.probe); prints a table, writes --out as JSON.")
+    probe.add_argument("--model", required=True, help="model folder")
+    probe.add_argument("--data-root", required=True, help="dataset folder (video/, audio/, the split CSV)")
+    probe.add_argument("--dataset", default="synthetic", help="dataset layout (tempotokens.data.datasets.DATASETS)")
+    probe.add_argument("--split", default="train", choices=("train", "test"), help="split the clips come from")
+    probe.add_argument("--clips", type=int, default=12, help="the last N clips of the split (the toy's validation "
+                                                              "clips for --split train)")
+    probe.add_argument("--num-frames", type=int, default=24)
+    probe.add_argument("--fps", type=float, default=12.0, help="frame rate the clips are sampled at")
+    probe.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
+    probe.add_argument("--timesteps", default="100,300,500,700,850,950", help="comma-separated training timesteps")
+    probe.add_argument("--repeats", type=int, default=3, help="noise draws per timestep")
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--out", help="JSON file for the rows (written atomically)")
 
     gen = sub.add_parser("generate", help="generate a video from audio, text, or both",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -151,6 +170,47 @@ def run_fit_vae(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_probe(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .data.datasets import AudioVideoClips, DatasetError, collate, index_dataset
+    from .training.loop import write_json_atomic
+    from .training.probe import audio_dependence
+
+    w, h = _parse_size(args.size)
+    try:
+        timesteps = [int(t) for t in args.timesteps.split(",")]
+    except ValueError:
+        raise UsageError(f"--timesteps {args.timesteps!r}: comma-separated integers") from None
+    if args.clips < 2 or args.repeats < 1 or args.num_frames < 2:
+        raise UsageError("--clips needs at least 2, --repeats at least 1, --num-frames at least 2")
+    if not (Path(args.model) / "model_index.json").is_file():
+        raise UsageError(f"{args.model}: not a model folder (no model_index.json)")
+    try:
+        clips = index_dataset(args.data_root, args.dataset, split=args.split)[-args.clips:]
+    except (DatasetError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if len(clips) < 2:
+        raise UsageError(f"{args.data_root}: {len(clips)} {args.split} clip(s); the probe needs at least 2")
+    from .pipeline import AudioToVideoPipeline
+
+    pipe = AudioToVideoPipeline.from_pretrained(args.model, use_dpm_solver=False)
+    data = AudioVideoClips(clips, args.num_frames, h, w, random_start=False, fps=args.fps)
+    try:
+        rows = audio_dependence(pipe, collate([data[i] for i in range(len(data))]), timesteps, args.repeats, args.seed)
+    except ValueError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    print(f"{'timestep':>8}  {'mse own audio':>13}  {'mse other audio':>15}  {'gain':>7}")
+    for r in rows:
+        print(f"{r.timestep:>8}  {r.mse_own:>13.6f}  {r.mse_other:>15.6f}  {100 * r.gain:>6.2f}%")
+    if args.out:
+        write_json_atomic(Path(args.out), {"model": str(args.model), "data_root": str(args.data_root),
+                                           "split": args.split, "clip_ids": [c.clip_id for c in clips],
+                                           "num_frames": args.num_frames, "fps": args.fps, "size": [w, h],
+                                           "seed": args.seed, "rows": [asdict(r) for r in rows]})
+    return EXIT_OK
+
+
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
@@ -192,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "generate": run_generate}
+        run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "probe": run_probe,
+               "generate": run_generate}
         return run[args.command](args)
     except UsageError as exc:
         print(f"tempotokens: error: {exc}", file=sys.stderr)

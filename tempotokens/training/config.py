@@ -62,6 +62,10 @@ class OptimConfig:
     max_grad_norm: float = 1.0  #: clipping of the trained parameters' gradients (0: off)
     l1_weight: float = 0.01  #: weight of mean |temporal tokens| in the loss
     unet_learning_rate: float = 1e-5  #: AdamW learning rate of the UNet with ``train.unet: full``
+    #: training timesteps are drawn uniformly from ``[timestep_min, timestep_max)`` (null: the
+    #: scheduler's ``num_train_timesteps``); the default is every timestep, as the reference trains
+    timestep_min: int = 0
+    timestep_max: int | None = None
 
 
 #: What ``train.unet`` may be: the paper's frozen backbone, LoRA adapters on it, or all of it.

@@ -74,6 +74,15 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
+def timestep_range(cfg: TrainConfig, scheduler) -> tuple[int, int]:
+    """``[low, high)`` of the training timesteps (``optim.timestep_min/max``; every timestep by default)."""
+    n = scheduler.config.num_train_timesteps
+    low, high = cfg.optim.timestep_min, n if cfg.optim.timestep_max is None else cfg.optim.timestep_max
+    if not 0 <= low < high <= n:
+        raise ValueError(f"optim.timestep_min/max must satisfy 0 <= min < max <= {n}, got [{low}, {high})")
+    return low, high
+
+
 def _checkpoints(output_dir: Path) -> list[Path]:
     found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
@@ -288,7 +297,7 @@ class Trainer:
         latents, feats, mask = self._encode_batch(batch, gen)
         B, Fn = latents.shape[0], latents.shape[2]
         noise = torch.randn(latents.shape, generator=gen).to(dev)
-        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (B,), generator=gen).to(dev)
+        t = torch.randint(*timestep_range(cfg, self.noise_scheduler), (B,), generator=gen).to(dev)
         prompts = list(batch["prompt"])
         # later draws come after the earlier ones, so switching one on changes none of those before it
         if cfg.data.prompt_dropout > 0:
