@@ -7,7 +7,7 @@ RUN    ?= runs/demo
 
 TOY    ?= runs/toy
 
-.PHONY: demo toy test test-all bench install clean
+.PHONY: demo toy test test-all bench gpu-check gpu-wheels install clean
 
 install: $(STAMP)
 
@@ -42,6 +42,18 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	mkdir -p runs/bench
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=runs/bench/benchmarks.json -q -s
+
+# The GPU check (benchmarks/gpu_check.py). Here, without a GPU, its dry run: tiny sizes on the CPU,
+# the same code path and list.  On the GPU machine it runs on that machine's Python (README).
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check --out runs/gpu-check --budget-s 420 --dry-run
+
+# The wheels the GPU machine lacks (benchmarks.gpu_check.GPU_WHEELS), for cp312, into .whl/ (ignored).
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_17_x86_64 -d .whl \
+		$$($(PY) -c "from benchmarks.gpu_check import GPU_WHEELS; print(*GPU_WHEELS)")
+	du -sh .whl
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks

@@ -1,0 +1,133 @@
+"""``benchmarks.gpu_check``: the dry run (every record has a status), the budget, the import path."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.gpu_check import GRACE_S, PLAN, main
+
+ROOT = Path(__file__).resolve().parents[1]
+STATUSES = {"ok", "skipped", "timeout", "error"}
+NAMES = [n for _, names in PLAN for n in names]
+
+
+def test_the_dry_run_writes_one_record_per_measurement(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--budget-s", "300", "--dry-run"]) == 0
+    record = json.loads((tmp_path / "gpu.json").read_text())
+    names = [r["name"] for r in record["records"]]
+    assert names == NAMES and record["dry_run"] is True
+    by_name = {r["name"]: r for r in record["records"]}
+    assert all(r["status"] in STATUSES and r["device"] == "cpu" and r["torch"] for r in record["records"])
+    failed = {n: r["reason"] for n, r in by_name.items() if r["status"] in ("error", "timeout")}
+    assert not failed
+    # the training step reads the shipped config as it stands (checked here with yaml, independently)
+    shipped = yaml.safe_load((ROOT / "tempotokens" / "configs" / "vggsound.yaml").read_text())
+    assert by_name["train-step-fp16"]["settings"]["batch_size"] == shipped["batch_size"]
+    assert by_name["train-step-fp16-checkpointing"]["settings"]["gradient_checkpointing"] is True
+    assert by_name["generate-stock-ratio"]["value"]["ours_over_stock"] == pytest.approx(
+        by_name["generate-fp16"]["value"]["s_per_clip"] / by_name["generate-stock-ratio"]["value"]["stock_s_per_clip"])
+    table = (tmp_path / "gpu.md").read_text()
+    assert "dry run" in table and all(f"| {n} |" in table for n in NAMES)
+    assert "13 ok, 1 skipped" in capsys.readouterr().out
+
+
+def test_no_measurement_starts_once_the_budget_is_spent(tmp_path):
+    """Every measurement sleeps 60 s first: the first group is killed at the budget, nothing else starts."""
+    budget = 6.0
+    t0 = time.monotonic()
+    assert main(["--out", str(tmp_path), "--budget-s", str(budget), "--dry-run", "--inject-slow-s", "60"]) == 0
+    wall = time.monotonic() - t0
+    assert wall < budget + GRACE_S
+    records = json.loads((tmp_path / "gpu.json").read_text())["records"]
+    assert [r["name"] for r in records] == NAMES
+    first_group = dict(PLAN)["generation"]
+    assert {r["status"] for r in records if r["name"] in first_group} == {"timeout"}
+    assert all(r["status"] == "skipped" and "budget spent" in r["reason"]
+               for r in records if r["name"] not in first_group)
+
+
+def test_a_bad_budget_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--budget-s", "0"]) == 2
+    assert "--budget-s must be positive" in capsys.readouterr().err
+
+
+WALK = r"""
+import importlib, importlib.abc, importlib.metadata as md, json, sys
+importer = {}  # top-level module -> the top-level package whose code imported it first
+
+
+class Who(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if "." not in name and name not in importer:
+            f = sys._getframe(1)
+            while f is not None and (f.f_globals.get("__name__", "").startswith(("importlib", "_frozen")) or
+                                     f.f_globals.get("__name__") in (None, __name__)):
+                f = f.f_back
+            importer[name] = (f.f_globals.get("__name__", "?") if f is not None else "?").split(".")[0]
+        return None
+
+
+sys.meta_path.insert(0, Who())
+for name in ("av", "librosa", "soundfile", "omegaconf"):
+    sys.modules[name] = None  # absent, as on the GPU machine: an import of it raises
+for m in ("benchmarks.gpu_check", "benchmarks.gpu_measure", "tempotokens.pipeline", "tempotokens.tiny",
+          "tempotokens.training.checkpointing", "tempotokens.frame_attention", "benchmarks.metrics.testing",
+          "benchmarks.metrics.fvd", "benchmarks.metrics.inception", "benchmarks.metrics.clipsim", "diffusers",
+          "yaml"):
+    importlib.import_module(m)
+from benchmarks.gpu_measure import full_size_pipeline, setup  # what the groups call
+from diffusers import DPMSolverMultistepScheduler, TextToVideoSDPipeline
+from diffusers.models.attention_processor import AttnProcessor
+dists = md.packages_distributions()
+top = {m.split(".")[0] for m, mod in list(sys.modules.items()) if mod is not None}
+print(json.dumps({t: [dists[t], importer.get(t, "?")] for t in sorted(top) if t in dists}))
+"""
+
+
+def test_the_import_path_needs_only_what_the_gpu_machine_has_or_the_carried_wheels():
+    done = subprocess.run([sys.executable, "-c", WALK], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # top-level module -> (its distributions, the top-level package that imported it)
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    there = {l.strip().lower() for l in (ROOT / "benchmarks" / "gpu_machine_packages.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")}
+    from benchmarks.gpu_check import GPU_WHEELS
+
+    carried = {w.split("==")[0].lower() for w in GPU_WHEELS}
+    ours = {"tempotokens"}  # this project (travels with the working tree)
+    allowed = there | carried | ours
+
+    def norm(d):
+        return d.lower().replace("_", "-")
+
+    def provided(module):
+        return any(norm(x) in allowed for x in modules[module][0]) if module in modules else False
+
+    # a module is fine when the GPU image or the wheels have it, or when it was imported by a package
+    # that is there only because the GPU image has it (transitively; never ours or a carried wheel):
+    # the image's packages come with their own dependencies
+    fine = {m for m in modules if any(norm(x) in there for x in modules[m][0])} - {"tempotokens", "diffusers"}
+    grew = True
+    while grew:
+        more = {m for m, (_, by) in modules.items() if by in fine and m not in fine}
+        fine |= more
+        grew = bool(more)
+    missing = {m: d for m, (d, by) in modules.items() if not provided(m) and m not in fine}
+    assert missing == {}
+    assert {"av", "librosa", "soundfile", "omegaconf"}.isdisjoint(modules)
+
+
+def test_the_gpu_tests_run_without_the_packages_the_gpu_machine_lacks():
+    from benchmarks.gpu_measure import gpu_test_files
+
+    files = gpu_test_files(ROOT)
+    assert files and all("test_" in f.name for f in files)
+    code = ("import sys\nfor n in ('av', 'librosa', 'soundfile', 'omegaconf'): sys.modules[n] = None\n"
+            f"import pytest\nsys.exit(pytest.main(['-q', '-m', 'gpu', '-p', 'no:cacheprovider', *{[str(f) for f in files]!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert done.returncode == 0 and "skipped" in done.stdout, done.stdout[-2000:]  # skipped here: no CUDA
