@@ -50,6 +50,7 @@ gpu-check: $(STAMP)
 
 # The wheels the GPU machine lacks (benchmarks.gpu_check.GPU_WHEELS), for cp312, into .whl/ (ignored).
 gpu-wheels: $(STAMP)
+	rm -rf .whl   # one version of each: two stop the install there
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_17_x86_64 -d .whl \
 		$$($(PY) -c "from benchmarks.gpu_check import GPU_WHEELS; print(*GPU_WHEELS)")

@@ -339,10 +339,10 @@ def resample_exact(y: np.ndarray, sr: int, out_sr: int, duration_s: float | None
     """Resample ``(n,)`` or ``(channels, n)`` samples from ``sr`` to ``out_sr`` Hz (soxr, high
     quality; nothing is done when the rates are equal).  With ``duration_s`` the result has exactly
     ``round(duration_s * out_sr)`` samples: trimmed, or zero-padded at the end.  Returns float32."""
-    import soxr
-
     y = np.asarray(y, dtype=np.float32)
     if out_sr != sr:
+        import soxr  # only when resampling: equal rates need no soxr (the GPU machine has none)
+
         y = soxr.resample(y.T, sr, out_sr, quality="HQ").T
     if duration_s is not None:
         n = int(round(duration_s * out_sr))

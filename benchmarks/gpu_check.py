@@ -5,7 +5,8 @@ the measurements run in order of value, each group that shares a model in its ow
 model is built once per group) under a timeout no longer than the budget left, and no measurement
 starts once the budget is spent.  Every figure becomes one record in ``DIR/gpu.json`` (name, value,
 unit, settings, device, torch/CUDA versions, seconds, status ``ok | skipped | timeout | error`` with
-the reason) and a row of ``DIR/gpu.md``; last, within the same budget, the ``gpu``-marked tests run.
+the reason) and a row of ``DIR/gpu.md``; the groups' output goes to ``DIR/log.txt`` (four files in
+all: within what the device tool brings back); last, within the same budget, the ``gpu`` tests run.
 
 ``--dry-run`` is the same code path and the same measurement list at tiny sizes on the CPU (the test
 suite runs it, so the script cannot rot).  The import path needs none of PyAV, librosa, soundfile
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,41 +67,82 @@ def record(name: str, status: str, value=None, unit: str | None = None, settings
 
 # ----------------------------------------------------------------------------------------------
 # the parent: one process per group, the budget, the files
-def run_plan(out: Path, budget_s: float, dry_run: bool, plan=PLAN, inject_slow_s: float = 0.0) -> list[dict]:
+def _read_part(part: Path) -> tuple[list[dict], dict]:
+    """The records a worker wrote, and the measurements it started (name -> wall-clock start)."""
+    done, started = [], {}
+    if part.is_file():
+        for line in part.read_text().splitlines():
+            item = json.loads(line)
+            if "started" in item:
+                started[item["started"]] = item["at"]
+            else:
+                done.append(item)
+    return done, started
+
+
+def run_plan(out: Path, budget_s: float, dry_run: bool, plan=PLAN, inject_slow: str | None = None) -> list[dict]:
     """Run every group of ``plan`` under ``budget_s`` seconds in all; returns the records (also
-    written to ``out/gpu.json`` and ``out/gpu.md``)."""
+    written to ``out/gpu.json`` and ``out/gpu.md``; the groups' output goes to ``out/log.txt``).
+
+    Ctrl-C or SIGTERM kills the running group and still writes what was finished (the rest
+    ``skipped``, reason ``interrupted``), then raises KeyboardInterrupt."""
     out.mkdir(parents=True, exist_ok=True)
     deadline = _now() + budget_s
+    import torch  # versions only: the parent never initialises CUDA (its context would hold GPU memory)
+
+    env = {"device": None, "torch": torch.__version__, "cuda": torch.version.cuda}
     records: list[dict] = []
+    part, log = out / "records.jsonl", out / "log.txt"
+    part.unlink(missing_ok=True)
+    log.write_text("")
+    interrupted = False
     for group, names in plan:
         left = deadline - _now()
-        if left <= 0:
-            records += [record(n, "skipped", reason="budget spent before it started") for n in names]
+        if interrupted or left <= 0:
+            reason = "interrupted" if interrupted else "budget spent before it started"
+            records += [record(n, "skipped", reason=reason, env=env) for n in names]
             continue
-        part = out / f"records-{group}.jsonl"
-        part.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--worker", group, "--out", str(out),
                "--deadline-in-s", f"{left:.3f}"] + (["--dry-run"] if dry_run else []) + \
-              (["--inject-slow-s", str(inject_slow_s)] if inject_slow_s else [])
+              (["--inject-slow", inject_slow] if inject_slow else [])
         t0 = _now()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        status, reason = "error", None
-        try:
-            log, _ = proc.communicate(timeout=left)
-            if proc.returncode != 0:
-                reason = (log.strip().splitlines() or ["no output"])[-1][:300]
-                reason = f"group process exited {proc.returncode}: {reason}"
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            status, reason = "timeout", f"the group ran out of the budget after {_now() - t0:.0f} s"
-        done = [json.loads(line) for line in part.read_text().splitlines()] if part.is_file() else []
-        seen = {r["name"] for r in done}
-        records += done + [record(n, status, reason=reason or "no record written") for n in names if n not in seen]
+        with open(log, "a") as f:
+            f.write(f"==> group {group} ({left:.0f} s of budget left)\n")
+            f.flush()
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            status, reason = "error", None
+            try:
+                proc.wait(timeout=left)
+                if proc.returncode != 0:
+                    reason = f"group process exited {proc.returncode} (see log.txt)"
+            except subprocess.TimeoutExpired:
+                status, reason = "timeout", f"its group was stopped at the budget, after {_now() - t0:.0f} s"
+            except KeyboardInterrupt:
+                interrupted, status, reason = True, "skipped", "interrupted"
+            finally:
+                if proc.poll() is None:  # never leave a worker holding the GPU
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        done, started = _read_part(part)
+        mine = [r for r in done if r["name"] in names]
+        if done:  # the device name, as a worker saw it, for the records the parent writes
+            env = {k: done[0].get(k) for k in ("device", "torch", "cuda")}
+        seen = {r["name"] for r in mine}
+        records += mine
+        for n in names:
+            if n in seen:
+                continue
+            if n in started:  # it was running when the group stopped
+                records.append(record(n, status, seconds=time.time() - started[n], reason=reason, env=env))
+            else:
+                why = reason if status == "error" else f"not started: {reason}"
+                records.append(record(n, "skipped" if status != "error" else "error", reason=why, env=env))
     (out / "gpu.json").write_text(json.dumps({"budget_s": budget_s, "dry_run": dry_run, "records": records},
                                              indent=1))
     (out / "gpu.md").write_text(markdown(records, dry_run))
+    if interrupted:
+        raise KeyboardInterrupt
     return records
 
 
@@ -119,16 +162,17 @@ def markdown(records: list[dict], dry_run: bool) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # a worker: one group's measurements, in order, each record written as soon as it is made
-def run_group(group: str, out: Path, deadline: float, dry_run: bool, inject_slow_s: float = 0.0) -> None:
+def run_group(group: str, out: Path, deadline: float, dry_run: bool, inject_slow: str | None = None) -> None:
     from . import gpu_measure
 
     names = dict(PLAN)[group]
     env = environment()
-    part = out / f"records-{group}.jsonl"
+    part = out / "records.jsonl"
+    slow_name, _, slow_s = (inject_slow or "").partition("=")
 
     def emit(r: dict) -> None:
         with open(part, "a") as f:
-            f.write(json.dumps({**r, **env}) + "\n")
+            f.write(json.dumps({**r, **env} if "started" not in r else r) + "\n")
 
     try:
         context = gpu_measure.setup(group, dry_run)
@@ -136,48 +180,66 @@ def run_group(group: str, out: Path, deadline: float, dry_run: bool, inject_slow
         for n in names:
             emit(record(n, "error", reason=f"setup: {type(exc).__name__}: {exc}"[:300]))
         return
-    for name in names:
-        if _now() >= deadline:
-            emit(record(name, "skipped", reason="budget spent before it started"))
-            continue
-        t0 = _now()
-        try:
-            if inject_slow_s:
-                time.sleep(inject_slow_s)  # the budget test's stand-in for a slow measurement
-            value, unit, settings = gpu_measure.measure(name, context, deadline)
-            emit(record(name, "ok", value, unit, settings, _now() - t0))
-        except gpu_measure.Skip as exc:
-            emit(record(name, "skipped", seconds=_now() - t0, reason=str(exc)))
-        except Exception as exc:
-            emit(record(name, "error", seconds=_now() - t0, reason=f"{type(exc).__name__}: {exc}"[:300]))
+    try:
+        for name in names:
+            if _now() >= deadline:
+                emit(record(name, "skipped", reason="budget spent before it started"))
+                continue
+            emit({"started": name, "at": time.time()})
+            t0 = _now()
+            try:
+                if name == slow_name:
+                    time.sleep(float(slow_s))  # the budget test's stand-in for one slow measurement
+                value, unit, settings = gpu_measure.measure(name, context, deadline)
+                emit(record(name, "ok", value, unit, settings, _now() - t0))
+            except gpu_measure.Skip as exc:
+                emit(record(name, "skipped", seconds=_now() - t0, reason=str(exc)))
+            except gpu_measure.Timeout as exc:
+                emit(record(name, "timeout", seconds=_now() - t0, reason=str(exc)))
+            except Exception as exc:
+                emit(record(name, "error", seconds=_now() - t0, reason=f"{type(exc).__name__}: {exc}"[:300]))
+    finally:
+        gpu_measure.teardown(context)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
+                                description="Every GPU figure in one bounded run: generation, training, correctness and "
+                                            "metric feature passes at full size, then the gpu tests; writes "
+                                            "OUT/gpu.json and OUT/gpu.md.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="folder for gpu.json, gpu.md and the per-group records")
     p.add_argument("--budget-s", type=float, default=420.0, help="seconds for everything, the tests included")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: the same code path and list")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--deadline-in-s", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--inject-slow-s", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--inject-slow", help=argparse.SUPPRESS)  # NAME=SECONDS: that measurement sleeps first
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.budget_s <= 0:
-        print(f"gpu_check: error: --budget-s must be positive, got {args.budget_s}", file=sys.stderr)
+    if not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        print(f"gpu_check: error: --budget-s must be a positive number of seconds, got {args.budget_s}",
+              file=sys.stderr)
         return 2
     out = Path(args.out)
     if args.worker:
-        run_group(args.worker, out, _now() + args.deadline_in_s, args.dry_run, args.inject_slow_s)
+        run_group(args.worker, out, _now() + args.deadline_in_s, args.dry_run, args.inject_slow)
         return 0
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        records = run_plan(out, args.budget_s, args.dry_run, inject_slow_s=args.inject_slow_s)
+        records = run_plan(out, args.budget_s, args.dry_run, inject_slow=args.inject_slow)
     except OSError as exc:
         print(f"gpu_check: error: {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"gpu_check: interrupted; what finished is in {out / 'gpu.json'}", file=sys.stderr)
+        return 130
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "timeout", "error")}
     print(f"wrote {out / 'gpu.json'} and {out / 'gpu.md'}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0

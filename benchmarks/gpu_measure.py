@@ -16,6 +16,18 @@ class Skip(Exception):
     """A measurement that does not apply here (the reason is recorded)."""
 
 
+class Timeout(Exception):
+    """A measurement that ran out of the budget (recorded as ``timeout``)."""
+
+
+def teardown(ctx: dict) -> None:
+    """Remove what ``setup`` wrote to disk (the metric weights: about 1 GB at full size)."""
+    import shutil
+
+    if ctx.get("weights_folder"):
+        shutil.rmtree(ctx["weights_folder"], ignore_errors=True)
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -95,7 +107,8 @@ def setup(group: str, dry_run: bool) -> dict:
 
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-weights-"))
         weights = make_tiny_weights(folder) if dry_run else make_full_size_weights(folder)
-        return {"weights": weights, "device": device, "dry_run": dry_run, "side": 32 if dry_run else 384}
+        return {"weights": weights, "weights_folder": folder, "device": device, "dry_run": dry_run,
+                "side": 32 if dry_run else 384}
     return {"device": device, "dry_run": dry_run}
 
 
@@ -114,66 +127,69 @@ def measure(name: str, ctx: dict, deadline: float):
 
 
 def _dtype(ctx: dict, name: str):
+    """fp16 or bf16 as named; on the CPU (the dry run) bf16 for both: the half-precision code path runs,
+    where CPU fp16 kernels are missing or not what is measured."""
     import torch
 
     if ctx["device"] == "cpu":
-        return torch.float32  # CPU half kernels are not what is being measured
+        return torch.bfloat16
     return torch.bfloat16 if "bf16" in name else torch.float16
 
 
 def _generate(name: str, ctx: dict):
+    """One clip, timed after an untimed 2-step warm-up of the same call (kernels, allocator)."""
     import torch
     from diffusers.models.attention_processor import AttnProcessor
 
     pipe, device, s = ctx["pipe"], ctx["device"], ctx["size"]
     dtype = _dtype(ctx, name)
     pipe.to(device, dtype)
+    chunk = 1 if name.endswith("vae-slicing") else (s["num_frames"] if name.endswith("stock-ratio") else 8)
     settings = {**s, "dtype": str(dtype).removeprefix("torch."), "guidance": 7.5, "scheduler": "DPM-Solver++",
-                "device": device}
+                "decode_chunk_size": chunk, "device": device}
     audio = torch.zeros(int(s["num_frames"] / 12.0 * 16000) + 1600)
-    if name.endswith("vae-slicing"):
-        settings["vae_slicing"] = True
+    saved = pipe.unet.attn_processors
     if name.endswith("no-sdpa"):
-        saved = pipe.unet.attn_processors
         pipe.unet.set_attn_processor(AttnProcessor())  # re-wrapped for per-frame conditioning by the pipeline
         settings["attention"] = "AttnProcessor (no SDPA)"
 
-    def once():
-        g = torch.Generator("cpu").manual_seed(0)
-        kw = dict(num_frames=s["num_frames"], height=s["height"], width=s["width"], num_inference_steps=s["steps"],
-                  guidance_scale=7.5, generator=g, output_type="np")
-        if name.endswith("vae-slicing"):
-            kw["decode_chunk_size"] = 1
-        if name.endswith("stock-ratio"):
-            return stock(prompt="a dog barking", **kw)
-        return pipe(audio=audio, **kw)
+    def kwargs(steps):
+        return dict(num_frames=s["num_frames"], height=s["height"], width=s["width"], num_inference_steps=steps,
+                    guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(0), output_type="np")
 
-    try:
-        if name.endswith("stock-ratio"):
-            from diffusers import TextToVideoSDPipeline
-
-            stock = TextToVideoSDPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
-                                          unet=pipe.unet, scheduler=pipe.scheduler)
-            pipe.unet.set_attn_processor({k: getattr(p, "inner", p) for k, p in pipe.unet.attn_processors.items()})
+    def timed(call):
+        call(2)  # warm-up
+        _sync(device)
         _reset(device)
         t0 = time.perf_counter()
-        once()
+        call(s["steps"])
         _sync(device)
-        seconds = time.perf_counter() - t0
-        if name.endswith("stock-ratio"):
-            ours = ctx.get("fp16_s")
-            if ours is None:
-                raise Skip("needs generate-fp16's figure first")
-            return {"ours_over_stock": ours / seconds, "stock_s_per_clip": seconds}, "ratio", settings
-        if name == "generate-fp16":
-            ctx["fp16_s"] = seconds
+        return time.perf_counter() - t0
+
+    try:
+        if name.endswith("stock-ratio"):  # like with like: both text-only, both decoding every frame at once
+            from diffusers import TextToVideoSDPipeline
+
+            prompt = "a dog barking"
+            ours = timed(lambda n: pipe(prompt=prompt, decode_chunk_size=chunk, **kwargs(n)))
+            plain = {k: getattr(p, "inner", p) for k, p in pipe.unet.attn_processors.items()}
+            pipe.unet.set_attn_processor(plain)
+            stock = TextToVideoSDPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                          unet=pipe.unet, scheduler=pipe.scheduler)
+            theirs = timed(lambda n: stock(prompt=prompt, **kwargs(n)))
+            settings["prompt"] = prompt
+            return {"ours_over_stock": ours / theirs, "ours_s_per_clip": ours, "stock_s_per_clip": theirs}, \
+                "ratio, s", settings
+        seconds = timed(lambda n: pipe(audio=audio, decode_chunk_size=chunk, **kwargs(n)))
         return {"s_per_clip": seconds, "clips_per_hour": 3600 / seconds, **_peaks(device)}, "s, clips/h, GiB", settings
     finally:
-        if name.endswith("no-sdpa"):
-            pipe.unet.set_attn_processor(saved)
+        pipe.unet.set_attn_processor(saved)
 
 
 def _train_step(name: str, ctx: dict):
+    """One adaptor step as the trainer takes it (``tempotokens.training.loop``): frozen VAE, text
+    encoder and UNet cast to the mixed-precision dtype, BEATs in fp32 outside the step (the trainer's
+    feature pass), the adaptor in fp32 under autocast, gradient clipping; timed after one warm-up step."""
     import torch
     import torch.nn.functional as F
     import yaml
@@ -186,36 +202,43 @@ def _train_step(name: str, ctx: dict):
     cfg = yaml.safe_load(config.read_text())  # the shipped config as it stands, read without omegaconf
     batch, frames = int(cfg["batch_size"]), int(cfg["data"]["num_frames"])
     height, width = int(cfg["data"]["height"]), int(cfg["data"]["width"])
+    fps = float(cfg["data"].get("fps") or 12.0)
+    clip = float(cfg.get("optim", {}).get("max_grad_norm", 1.0))
     if ctx["dry_run"]:
         frames, height, width = 4, 32, 32
     checkpointing = name.endswith("checkpointing")
+    low = torch.float16 if device != "cpu" else torch.bfloat16  # bf16 on the CPU: the same autocast path
     pipe.to(device, torch.float32)
-    unet = pipe.unet.requires_grad_(False)
+    for frozen in (pipe.vae, pipe.text_encoder, pipe.unet):
+        frozen.requires_grad_(False).eval().to(low)
+    pipe.beats.requires_grad_(False).eval()
     adaptor = pipe.adaptor.train().requires_grad_(True)
     if checkpointing:
-        install_checkpointing(unet)
-    settings = {"config": "vggsound.yaml", "batch_size": batch, "num_frames": frames, "height": height,
-                "width": width, "mixed_precision": "fp16" if device != "cpu" else "no (CPU)",
+        install_checkpointing(pipe.unet)
+    settings = {"config": "vggsound.yaml", "batch_size": batch, "num_frames": frames, "fps": fps, "height": height,
+                "width": width, "mixed_precision": str(low).removeprefix("torch."), "max_grad_norm": clip,
                 "gradient_checkpointing": checkpointing, "device": device}
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=1e-5)
-    scaler = torch.amp.GradScaler(device if device != "cpu" else "cpu", enabled=device != "cpu")
+    scaler = torch.amp.GradScaler("cuda", enabled=low == torch.float16)
     factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(batch, 4, frames, height // factor, width // factor, generator=g).to(device)
-    audio = torch.randn(batch, int(frames / 12 * 16000), generator=g).to(device)
+    with torch.no_grad():  # the trainer's BEATs pass (fp32, cached in real runs)
+        audio = torch.randn(batch, int(frames / fps * 16000), generator=g).to(device)
+        layers = torch.cat([pipe.beats(audio[i: i + 1]).layers for i in range(batch)])
 
     def step():
-        with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=torch.float16,
-                            enabled=device != "cpu"):
-            with torch.no_grad():
-                layers = torch.cat([pipe.beats(audio[i: i + 1]).layers for i in range(batch)])
+        with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=low):
             tokens = adaptor(layers, num_frames=frames)
             cond, states = pipe.encode_prompt([None] * batch, tokens, frames)
             t = torch.randint(0, 1000, (batch,), generator=g).to(device)
             noise = torch.randn(latents.shape, generator=g).to(device)
-            pred = unet(latents + noise, t, encoder_hidden_states=cond, cross_attention_kwargs={FRAME_STATES: states}).sample
-            loss = F.mse_loss(pred.float(), noise)
+            pred = pipe.unet((latents + noise).to(low), t, encoder_hidden_states=cond.to(low),
+                             cross_attention_kwargs={FRAME_STATES: states.to(low)}).sample
+        loss = F.mse_loss(pred.float(), noise)
         scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(adaptor.parameters(), clip)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -248,6 +271,8 @@ def _denoise_step(name: str, ctx: dict):
     tokens = pipe.adaptor(layers, num_frames=s["num_frames"])
     cond, states = pipe.encode_prompt([None], tokens, s["num_frames"])
     out = {}
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # a true fp32 reference
     for dtype in (torch.float32, low):
         unet = copy.deepcopy(pipe.unet).to(device, dtype) if dtype != torch.float32 else pipe.unet.to(device)
         with torch.no_grad():
@@ -256,8 +281,11 @@ def _denoise_step(name: str, ctx: dict):
                               cross_attention_kwargs={FRAME_STATES: states.to(device, dtype)}).sample.float().cpu()
         if dtype != torch.float32:
             del unet
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     diff = (out[low] - out[torch.float32]).abs()
-    settings = {"timestep": 500, "seed": 0, "dtype": str(low).removeprefix("torch."), "device": device}
+    settings = {"what": "one UNet forward (the noise prediction of one denoising step), not a scheduler step",
+                "timestep": 500, "seed": 0, "dtype": str(low).removeprefix("torch."), "reference": "fp32, TF32 off",
+                "device": device}
     return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}, "noise prediction units", settings
 
 
@@ -309,7 +337,7 @@ def _gpu_tests(ctx: dict, deadline: float):
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=left - 2, cwd=root)
     except subprocess.TimeoutExpired:
-        raise Skip("the gpu tests ran out of the budget") from None
+        raise Timeout(f"the gpu tests ran out of the budget ({left - 2:.0f} s)") from None
     summary = (done.stdout.strip().splitlines() or ["no output"])[-1]
     if done.returncode not in (0, 5):  # 5: no test collected
         raise RuntimeError(f"pytest exited {done.returncode}: {summary}")

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timesteps", default="100,300,500,700,850,950", help="comma-separated training timesteps")
     probe.add_argument("--repeats", type=int, default=3, help="noise draws per timestep")
     probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     probe.add_argument("--out", help="JSON file for the rows (written atomically)")
 
     gen = sub.add_parser("generate", help="generate a video from audio, text, or both",
@@ -184,17 +185,25 @@ def run_probe(args: argparse.Namespace) -> int:
         raise UsageError(f"--timesteps {args.timesteps!r}: comma-separated integers") from None
     if args.clips < 2 or args.repeats < 1 or args.num_frames < 2:
         raise UsageError("--clips needs at least 2, --repeats at least 1, --num-frames at least 2")
+    if not args.fps > 0 or w < 8 or h < 8:
+        raise UsageError(f"--fps must be positive and --size at least 8x8, got --fps {args.fps} --size {args.size}")
     if not (Path(args.model) / "model_index.json").is_file():
         raise UsageError(f"{args.model}: not a model folder (no model_index.json)")
+    import torch
+
+    from .pipeline import AudioToVideoPipeline
+
+    pipe = AudioToVideoPipeline.from_pretrained(args.model, use_dpm_solver=False)
+    n_train = pipe.scheduler.config.num_train_timesteps
+    if any(not 0 <= t < n_train for t in timesteps):
+        raise UsageError(f"--timesteps {args.timesteps}: each must be in [0, {n_train}) for this model")
+    pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         clips = index_dataset(args.data_root, args.dataset, split=args.split)[-args.clips:]
     except (DatasetError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if len(clips) < 2:
         raise UsageError(f"{args.data_root}: {len(clips)} {args.split} clip(s); the probe needs at least 2")
-    from .pipeline import AudioToVideoPipeline
-
-    pipe = AudioToVideoPipeline.from_pretrained(args.model, use_dpm_solver=False)
     data = AudioVideoClips(clips, args.num_frames, h, w, random_start=False, fps=args.fps)
     try:
         rows = audio_dependence(pipe, collate([data[i] for i in range(len(data))]), timesteps, args.repeats, args.seed)
@@ -207,7 +216,7 @@ def run_probe(args: argparse.Namespace) -> int:
         write_json_atomic(Path(args.out), {"model": str(args.model), "data_root": str(args.data_root),
                                            "split": args.split, "clip_ids": [c.clip_id for c in clips],
                                            "num_frames": args.num_frames, "fps": args.fps, "size": [w, h],
-                                           "seed": args.seed, "rows": [asdict(r) for r in rows]})
+                                           "timesteps": timesteps, "repeats": args.repeats, "seed": args.seed, "rows": [asdict(r) for r in rows]})
     return EXIT_OK
 
 

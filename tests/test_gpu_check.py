@@ -1,6 +1,7 @@
 """``benchmarks.gpu_check``: the dry run (every record has a status), the budget, the import path."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,44 +17,100 @@ STATUSES = {"ok", "skipped", "timeout", "error"}
 NAMES = [n for _, names in PLAN for n in names]
 
 
-def test_the_dry_run_writes_one_record_per_measurement(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--budget-s", "300", "--dry-run"]) == 0
-    record = json.loads((tmp_path / "gpu.json").read_text())
+def _our_imports() -> set[str]:
+    """Top-level modules imported anywhere in our packages (at any depth: also inside functions)."""
+    import ast
+
+    names = set()
+    for package in ("avalign", "tempotokens", "benchmarks", "baselines", "reports"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names
+
+
+def _absent_on_the_gpu_machine() -> list[str]:
+    """Modules our code imports somewhere whose distributions are neither on the GPU machine nor
+    carried: the dry run runs with every one of them made unimportable."""
+    import importlib.metadata as md
+
+    from benchmarks.gpu_check import GPU_WHEELS
+
+    there = {l.strip().lower() for l in (ROOT / "benchmarks" / "gpu_machine_packages.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")} | {w.split("==")[0].lower() for w in GPU_WHEELS}
+    dists = md.packages_distributions()
+    ours = {"avalign", "tempotokens", "benchmarks", "baselines", "reports"}  # travel with the working tree
+    absent = {m for m in _our_imports() - ours if m in dists
+              and not any(d.lower().replace("_", "-") in there for d in dists[m])}
+    return sorted(absent | {"av", "librosa", "soundfile", "omegaconf"})
+
+
+def test_the_dry_run_writes_one_record_per_measurement_without_what_the_gpu_machine_lacks(tmp_path, capsys,
+                                                                                           monkeypatch):
+    absent = _absent_on_the_gpu_machine()
+    assert {"soxr", "av", "librosa"} <= set(absent)  # the list is computed, and catches the known ones
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"import sys\nfor n in {absent!r}:\n    sys.modules[n] = None\n")
+    monkeypatch.setenv("PYTHONPATH", f"{site}{os.pathsep}{ROOT}")  # every worker process: those modules absent
+    out = tmp_path / "out"
+    assert main(["--out", str(out), "--budget-s", "300", "--dry-run"]) == 0
+    record = json.loads((out / "gpu.json").read_text())
     names = [r["name"] for r in record["records"]]
     assert names == NAMES and record["dry_run"] is True
     by_name = {r["name"]: r for r in record["records"]}
     assert all(r["status"] in STATUSES and r["device"] == "cpu" and r["torch"] for r in record["records"])
     failed = {n: r["reason"] for n, r in by_name.items() if r["status"] in ("error", "timeout")}
     assert not failed
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.md", "log.txt", "records.jsonl"]
     # the training step reads the shipped config as it stands (checked here with yaml, independently)
     shipped = yaml.safe_load((ROOT / "tempotokens" / "configs" / "vggsound.yaml").read_text())
-    assert by_name["train-step-fp16"]["settings"]["batch_size"] == shipped["batch_size"]
+    train = by_name["train-step-fp16"]["settings"]
+    assert train["batch_size"] == shipped["batch_size"] and train["fps"] == shipped["data"]["fps"]
     assert by_name["train-step-fp16-checkpointing"]["settings"]["gradient_checkpointing"] is True
-    assert by_name["generate-stock-ratio"]["value"]["ours_over_stock"] == pytest.approx(
-        by_name["generate-fp16"]["value"]["s_per_clip"] / by_name["generate-stock-ratio"]["value"]["stock_s_per_clip"])
-    table = (tmp_path / "gpu.md").read_text()
+    assert by_name["generate-bf16"]["settings"]["dtype"] == "bfloat16"  # the half path runs in the dry run
+    ratio = by_name["generate-stock-ratio"]["value"]
+    assert ratio["ours_over_stock"] == pytest.approx(ratio["ours_s_per_clip"] / ratio["stock_s_per_clip"])
+    table = (out / "gpu.md").read_text()
     assert "dry run" in table and all(f"| {n} |" in table for n in NAMES)
     assert "13 ok, 1 skipped" in capsys.readouterr().out
 
 
 def test_no_measurement_starts_once_the_budget_is_spent(tmp_path):
-    """Every measurement sleeps 60 s first: the first group is killed at the budget, nothing else starts."""
-    budget = 6.0
+    """One injected slow measurement (the first) outlasts the budget: its group is stopped at the
+    budget, and nothing after it starts."""
+    budget = 8.0
     t0 = time.monotonic()
-    assert main(["--out", str(tmp_path), "--budget-s", str(budget), "--dry-run", "--inject-slow-s", "60"]) == 0
+    assert main(["--out", str(tmp_path), "--budget-s", str(budget), "--dry-run",
+                 "--inject-slow", "generate-fp16=60"]) == 0
     wall = time.monotonic() - t0
     assert wall < budget + GRACE_S
     records = json.loads((tmp_path / "gpu.json").read_text())["records"]
     assert [r["name"] for r in records] == NAMES
-    first_group = dict(PLAN)["generation"]
-    assert {r["status"] for r in records if r["name"] in first_group} == {"timeout"}
-    assert all(r["status"] == "skipped" and "budget spent" in r["reason"]
-               for r in records if r["name"] not in first_group)
+    by_name = {r["name"]: r for r in records}
+    assert by_name["generate-fp16"]["status"] == "timeout" and by_name["generate-fp16"]["seconds"] > 1
+    assert all(r["status"] == "skipped" and ("not started" in r["reason"] or "budget spent" in r["reason"])
+               for r in records if r["name"] != "generate-fp16")
 
 
-def test_a_bad_budget_is_one_line_and_exit_2(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--budget-s", "0"]) == 2
-    assert "--budget-s must be positive" in capsys.readouterr().err
+def test_the_worker_starts_nothing_past_its_deadline(tmp_path):
+    """The worker's own check (not the parent's kill): with its deadline passed, every measurement of
+    the group is recorded as skipped by the worker."""
+    from benchmarks.gpu_check import run_group
+
+    run_group("correctness", tmp_path, deadline=time.monotonic() - 1, dry_run=True)
+    lines = [json.loads(l) for l in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in lines] == list(dict(PLAN)["correctness"])
+    assert all(r["status"] == "skipped" and r["reason"] == "budget spent before it started" for r in lines)
+
+
+@pytest.mark.parametrize("budget", ["0", "-5", "nan", "inf"])
+def test_a_bad_budget_is_one_line_and_exit_2(tmp_path, capsys, budget):
+    assert main(["--out", str(tmp_path), "--budget-s", budget]) == 2
+    assert "--budget-s must be a positive number of seconds" in capsys.readouterr().err
 
 
 WALK = r"""

@@ -145,6 +145,7 @@ class Trainer:
         self.checkpointing = install_checkpointing(pipe.unet) if cfg.gradient_checkpointing else None
         self.pipe = pipe
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        timestep_range(cfg, self.noise_scheduler)  # a bad optim.timestep_min/max fails here, before any step
         self.val_scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
 
         params = [{"params": list(adaptor.parameters()), "lr": cfg.optim.learning_rate}] if audio else []

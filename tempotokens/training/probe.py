@@ -54,7 +54,8 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
     """The probe on one collated batch (:func:`tempotokens.data.datasets.collate` of the clips).
 
     ``batch`` needs ``pixel_values`` ``(B, F, 3, H, W)`` in [-1, 1], ``audio`` and
-    ``audio_padding_mask`` ``(B, S)`` at 16 kHz, and ``label``.  Raises ValueError for fewer than two
+    ``audio_padding_mask`` ``(B, S)`` at 16 kHz, ``label`` and ``prompt`` (as the trainer's batches:
+    the clips' prompts, the placeholders alone by default).  Raises ValueError for fewer than two
     clips (no partner to compare with) or a timestep outside the scheduler's range.
     """
     from diffusers import DDPMScheduler
@@ -77,7 +78,7 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
     layers = []
     for i in range(B):
         n = int((~batch["audio_padding_mask"][i]).sum())
-        layers.append(pipe.beats(batch["audio"][i: i + 1, :n].to(dev)).layers[0])
+        layers.append(pipe.beats(batch["audio"][i: i + 1, :n].to(dev, pipe.beats.dtype)).layers[0])
     n_max = max(len(x) for x in layers)
     feats = torch.zeros(B, n_max, layers[0].shape[-1], device=dev, dtype=layers[0].dtype)
     mask = torch.ones(B, n_max, dtype=torch.bool, device=dev)
@@ -87,7 +88,7 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
     conditions = []
     for order in (list(range(B)), other):
         tokens = pipe.adaptor(feats[order], num_frames=Fn, padding_mask=mask[order])
-        cond, frame_states = pipe.encode_prompt([None] * B, tokens, Fn)
+        cond, frame_states = pipe.encode_prompt(list(batch["prompt"]), tokens, Fn)  # the training prompts
         conditions.append((cond.to(dtype), frame_states.to(dtype)))
     rho = pipe.noise_correlation
     rows = []

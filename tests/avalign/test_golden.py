@@ -29,7 +29,7 @@ def ray_results(golden_clips):
                                                        executor="ray")}
 
 
-@pytest.mark.parametrize("mode", ["serial", "parallel", "ray"])
+@pytest.mark.parametrize("mode", ["serial", "parallel", pytest.param("ray", marks=pytest.mark.slow)])
 def test_matches_golden(mode, request, golden):
     results = request.getfixturevalue(f"{mode}_results")
     assert set(results) == set(golden)
@@ -52,7 +52,7 @@ def test_matches_golden(mode, request, golden):
             assert r.status == "undefined" and r.score is None, name
 
 
-@pytest.mark.parametrize("other", ["parallel", "ray"])
+@pytest.mark.parametrize("other", ["parallel", pytest.param("ray", marks=pytest.mark.slow)])  # ray: 14 s
 def test_executors_equal_serial(serial_results, request, other):
     results = request.getfixturevalue(f"{other}_results")
     for name, r in serial_results.items():

@@ -196,6 +196,7 @@ def test_paired_deltas_by_hand():
     assert alone["delta"] is None and alone["reference"] is None  # no reference ran: empty columns
 
 
+@pytest.mark.slow  # 25 s: every method twice, in two orders
 def test_order_independent_memory_figures(tiny_dir, data_root, tmp_path):
     """A method's memory and load figures are its own, whatever ran before it in the run."""
     base = ["--data-root", str(data_root), "--model", str(tiny_dir), *SMALL, "--num-clips", "1"]

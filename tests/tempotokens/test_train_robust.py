@@ -229,6 +229,7 @@ def test_validation_fps_must_match_training(tmp_path):
     assert validation_fps(load_config("tiny", ["data.fps=null"])) == 12.0
 
 
+@pytest.mark.slow  # 31 s: two processes (one-process stop and resume are in make test)
 @pytest.mark.timeout(600)
 def test_two_process_ddp_stop_and_resume_with_a_corrupt_clip(tiny_dir, synthetic_root, tmp_path):
     """Two CPU processes (torch.distributed.run, gloo), batch 1 each, one corrupt clip, a UNet LoRA:
