@@ -121,13 +121,21 @@ def flow_magnitude(prev_gray: np.ndarray, next_gray: np.ndarray) -> float:
     return _mean_magnitude(cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, *FARNEBACK_PARAMS))
 
 
+def flow_scale(mode: str) -> float:
+    """The factor a flow mode downscales the frames by (1.0: full resolution)."""
+    return _SCALES.get(check_flow_mode(mode), 1.0)
+
+
 def pair_magnitudes(gray: Sequence[np.ndarray], start: int = 0, stop: int | None = None,
-                    mode: str = DEFAULT_FLOW) -> np.ndarray:
+                    mode: str = DEFAULT_FLOW, full_width: int | None = None) -> np.ndarray:
     """Flow magnitude of consecutive frame pairs ``(k, k+1)`` for ``k`` in ``[start, stop)``.
 
     ``stop`` defaults to ``len(gray) - 1`` (every pair).  Splitting the pair range lets
     several workers share one long clip; concatenating their outputs gives the full result.
     ``mode`` is one of :data:`FLOW_MODES`; every mode returns full-resolution pixels/frame.
+    ``full_width`` (px) says the frames were already decoded at a downscaled mode's working size
+    (:func:`avalign.media.read_video_for_flow`) from frames that wide: they are used as they are, and
+    the magnitudes are multiplied by ``full_width / width``.
 
     Returns
     -------
@@ -141,10 +149,13 @@ def pair_magnitudes(gray: Sequence[np.ndarray], start: int = 0, stop: int | None
     if mode in _DIS_PRESETS:
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[mode])
         return np.array([_mean_magnitude(dis.calc(a, b, None)) for a, b in zip(frames, frames[1:])], np.float64)
-    scale = _SCALES[mode]
-    small = [cv2.resize(f, (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale))),
-                        interpolation=cv2.INTER_AREA) for f in frames]
-    back = frames[0].shape[1] / small[0].shape[1] if frames else 1.0  # to full-resolution pixels
+    if full_width is not None and frames and frames[0].shape[1] != full_width:  # decoded at the working size
+        small, back = frames, full_width / frames[0].shape[1]
+    else:
+        scale = _SCALES[mode]
+        small = [cv2.resize(f, (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale))),
+                            interpolation=cv2.INTER_AREA) for f in frames]
+        back = frames[0].shape[1] / small[0].shape[1] if frames else 1.0  # to full-resolution pixels
     return np.array([flow_magnitude(a, b) * back for a, b in zip(small, small[1:])], dtype=np.float64)
 
 

@@ -56,11 +56,16 @@ class GrayVideo:
         Frame rate in frames per second, from the container (``CAP_PROP_FPS``).
     frame_shape : tuple of int
         ``(H, W, C)`` of the decoded colour frames.
+    full_width : int or None
+        Set by :func:`read_video_for_flow` when the frames are at a flow mode's downscaled working
+        size: the width (px) of the conformed frames they stand for (pass it to
+        :func:`avalign.core.pair_magnitudes`).
     """
 
     frames: np.ndarray
     fps: float
     frame_shape: tuple[int, int, int]
+    full_width: int | None = None
 
     @property
     def n_frames(self) -> int:
@@ -118,6 +123,67 @@ def read_video_gray(path: str | os.PathLike, protocol: "Protocol | None" = None)
         raise MediaError(path, "no frame could be decoded")
     frame_shape = (*clip.frames.shape[1:3], shape[2] if len(shape) > 2 else 1)
     return GrayVideo(frames=clip.frames, fps=clip.fps, frame_shape=frame_shape)
+
+
+def read_video_for_flow(path: str | os.PathLike, protocol: "Protocol | None" = None) -> GrayVideo:
+    """The gray frames a protocol's flow mode needs: :func:`read_video_gray` for the exact mode
+    (bit-identical to the reference); for a fast mode, where exactness is not claimed, a cheaper path:
+
+    * PyAV decoding with FFmpeg's frame/slice threads;
+    * gray straight from the decoder's luma plane (swscale, one context per clip; no colour frame is
+      made);
+    * for ``farneback-half``/``-quarter`` at the native size (no protocol width), the frames are
+      scaled to the mode's working size inside the decoder (swscale's area filter), and
+      ``full_width`` says so.
+
+    Raises :class:`MediaError` like :func:`read_video_gray`.
+    """
+    from . import core
+    from .protocol import NATIVE, conform
+
+    protocol = protocol or NATIVE
+    if protocol.flow == core.DEFAULT_FLOW:
+        return read_video_gray(path, protocol)
+    import av
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MediaError(path, "file not found")
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(path, f"cannot open video (not a video file, or corrupt: {exc})") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(path, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        src_fps = float(rate) if rate else 0.0
+        if not math.isfinite(src_fps) or src_fps <= 0:
+            raise MediaError(path, f"unreadable frame rate ({rate})")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        scale = core.flow_scale(protocol.flow) if protocol.width is None else 1.0
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()  # one swscale context for the clip (frame.reformat makes one a frame)
+
+        def luma():
+            try:
+                for frame in container.decode(stream):
+                    yield reformatter.reformat(frame, width=w, height=h, format="gray",
+                                               interpolation="AREA").to_ndarray()
+            except av.error.FFmpegError:  # a truncated file: the frames decoded so far, as OpenCV does
+                return
+
+        clip = conform(luma(), src_fps, protocol)
+    if clip.n_frames == 0:
+        raise MediaError(path, "no frame could be decoded")
+    full = width if scale != 1.0 else None
+    shape = (*clip.frames.shape[1:3], 3) if full is None else (height, width, 3)
+    return GrayVideo(frames=clip.frames, fps=clip.fps, frame_shape=shape, full_width=full)
 
 
 def read_video_rgb(path: str | os.PathLike, protocol: "Protocol | None" = None,

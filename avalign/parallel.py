@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import core
-from .media import read_video_gray
+from .media import read_video_for_flow
 from .protocol import NATIVE, Protocol
 from .score import (
     AudioAnalysis,
@@ -188,6 +188,7 @@ class _Prepared:
     frame_shape: tuple[int, ...] = ()
     first_mags: np.ndarray | None = None
     frames_file: str | None = None
+    full_width: int | None = None  #: the frames are at a fast flow mode's working size (GrayVideo.full_width)
 
 
 def _prepare_arrays(job: Job, chunk_pairs: int, protocol: Protocol) -> tuple[_Prepared, np.ndarray | None]:
@@ -198,13 +199,13 @@ def _prepare_arrays(job: Job, chunk_pairs: int, protocol: Protocol) -> tuple[_Pr
     if crash and crash in job.video:
         os._exit(1)
     try:
-        clip = read_video_gray(job.video, protocol)  # conformed: frames are selected before any flow
+        clip = read_video_for_flow(job.video, protocol)  # conformed: frames are selected before any flow
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)
-        mags = core.pair_magnitudes(clip.frames, 0, first, mode=protocol.flow)
+        mags = core.pair_magnitudes(clip.frames, 0, first, mode=protocol.flow, full_width=clip.full_width)
     except Exception as exc:  # the batch goes on; the reason is recorded
         return _Prepared(time.perf_counter() - start, error=error_reason(job.video, exc)), None
     return _Prepared(time.perf_counter() - start, fps=clip.fps, n_frames=clip.n_frames, frame_shape=clip.frame_shape,
-                     first_mags=mags), clip.frames
+                     first_mags=mags, full_width=clip.full_width), clip.frames
 
 
 def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -> _Prepared:
@@ -215,11 +216,12 @@ def _prepare_task(job: Job, chunk_pairs: int, tmpdir: str, protocol: Protocol) -
     return meta
 
 
-def _chunk_task(frames_file: str, start: int, stop: int, flow: str = core.DEFAULT_FLOW) -> tuple[np.ndarray | str, float]:
+def _chunk_task(frames_file: str, start: int, stop: int, flow: str = core.DEFAULT_FLOW,
+                full_width: int | None = None) -> tuple[np.ndarray | str, float]:
     t0 = time.perf_counter()
     try:
         frames = np.load(frames_file, mmap_mode="r")
-        return core.pair_magnitudes(frames, start, stop, mode=flow), time.perf_counter() - t0
+        return core.pair_magnitudes(frames, start, stop, mode=flow, full_width=full_width), time.perf_counter() - t0
     except Exception as exc:
         return error_reason(frames_file, exc), time.perf_counter() - t0
 
@@ -296,8 +298,9 @@ class _ParallelRun:
             if chunks:
                 self.chunk_todo.remove(chunks[0])
                 idx, start, stop = chunks[0]
-                frames_file = self.clips[idx].prepared.frames_file
-                self.inflight[self.pool.submit(_chunk_task, frames_file, start, stop, self.protocol.flow)] = (idx, start)
+                prepared = self.clips[idx].prepared
+                self.inflight[self.pool.submit(_chunk_task, prepared.frames_file, start, stop, self.protocol.flow,
+                                               prepared.full_width)] = (idx, start)
             elif self.todo and self.isolated is None and not self.suspects:
                 self._submit_prepare(self.todo.popleft())
             else:

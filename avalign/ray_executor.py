@@ -45,12 +45,12 @@ def _remote_functions(ray):
         return _prepare_arrays(job, chunk_pairs, protocol)  # (description, gray frames): two object refs
 
     @ray.remote(num_cpus=1, max_retries=1)
-    def chunk(frames: np.ndarray, start: int, stop: int, flow: str):
+    def chunk(frames: np.ndarray, start: int, stop: int, flow: str, full_width: int | None = None):
         import cv2
 
         cv2.setNumThreads(1)
         t0 = time.perf_counter()
-        return core.pair_magnitudes(frames, start, stop, mode=flow), time.perf_counter() - t0
+        return core.pair_magnitudes(frames, start, stop, mode=flow, full_width=full_width), time.perf_counter() - t0
 
     return prepare, chunk
 
@@ -167,7 +167,7 @@ class _RayRun:
             st["missing"] = len(starts)
             for s in starts:
                 self.pending[self.chunk.remote(st["frames"], s, min(s + self.chunk_pairs, n_pairs),
-                                               self.protocol.flow)] = (i, "chunk", s)
+                                               self.protocol.flow, meta.full_width)] = (i, "chunk", s)
         else:
             mags, seconds = value
             st["chunks"][start] = mags

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import core
-from .media import MediaError, read_audio, read_video_gray, sibling_wav, to_mono_resampled
+from .media import MediaError, read_audio, read_video_for_flow, sibling_wav, to_mono_resampled
 from .protocol import NATIVE, Protocol, conform, cut_audio
 from .variants import DEFAULT_VARIANT, Variant, get_variant
 
@@ -268,8 +268,8 @@ def score_file(
     variant = get_variant(variant)
     audio_path = resolve_audio(video, audio)
     try:
-        clip = read_video_gray(video, protocol)
-        mags = core.pair_magnitudes(clip.frames, mode=protocol.flow)
+        clip = read_video_for_flow(video, protocol)
+        mags = core.pair_magnitudes(clip.frames, mode=protocol.flow, full_width=clip.full_width)
     except Exception as exc:  # a batch never dies on one clip
         return error_result(video, audio_path, variant, error_reason(video, exc), protocol)
     try:

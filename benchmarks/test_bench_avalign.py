@@ -126,3 +126,40 @@ def test_ray_batch(benchmark, cpus, reference_scores):
     if "ray_1" in _means and "ray_2" in _means:
         print(f"\nRay, 12 golden clips: 1 CPU {_means['ray_1']:.2f} s, 2 CPUs {_means['ray_2']:.2f} s "
               f"({_means['ray_1'] / _means['ray_2']:.2f}x)")
+
+
+_per_clip: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def vggsound_like(tmp_path_factory):
+    from benchmarks.clips import textured_motion_clip
+
+    return textured_motion_clip(tmp_path_factory.mktemp("clip") / "textured_640x360_25fps_10s")
+
+
+@pytest.mark.parametrize("batch", ["golden", "640x360"])
+@pytest.mark.parametrize("mode", ["farneback", "farneback-quarter", "farneback-half", "dis-ultrafast"])
+def test_per_clip_compute(benchmark, vggsound_like, batch, mode):
+    """Per-clip compute as the records report it (``seconds``: decode, flow, audio, in a warm worker,
+    no process start-up), summed over the batch, exact against each fast mode."""
+    import cv2
+
+    from avalign import Protocol, score_file
+
+    cv2.setNumThreads(1)  # one worker's figure
+    clips = sorted(CLIPS.glob("*.mp4")) if batch == "golden" else [vggsound_like]
+    protocol = Protocol(flow=mode)
+
+    def run():
+        return sum(score_file(c, protocol=protocol).seconds for c in clips)
+
+    run()  # warm: the decoder, librosa
+    seconds = benchmark.pedantic(run, rounds=2, iterations=1)
+    _per_clip[f"{batch}/{mode}"] = seconds
+    benchmark.extra_info.update(clips=len(clips), seconds_per_batch=seconds)
+    if all(f"{batch}/{m}" in _per_clip for m in ("farneback", "farneback-quarter", "farneback-half", "dis-ultrafast")):
+        exact = _per_clip[f"{batch}/farneback"]
+        print(f"\nper-clip compute, {batch} ({len(clips)} clips, 1 thread): exact {exact:.2f} s; " + ", ".join(
+            f"{m} {_per_clip[f'{batch}/{m}']:.2f} s ({exact / _per_clip[f'{batch}/{m}']:.1f}x)"
+            for m in ("farneback-quarter", "farneback-half", "dis-ultrafast")))

@@ -52,3 +52,53 @@ def test_mode_is_recorded_and_parallel_equals_serial(make_clip, tmp_path):
     assert "farneback-quarter" in (tmp_path / "r.jsonl").read_text()
     with pytest.raises(ValueError, match="unknown flow mode"):
         Protocol(flow="lucas-kanade")
+
+
+def test_the_exact_mode_reads_exactly_what_read_video_gray_reads(golden_clips):
+    from avalign.media import read_video_for_flow, read_video_gray
+
+    clip = golden_clips / "c05_sync_burst_30fps_512x320_10s.mp4"
+    a, b = read_video_for_flow(clip), read_video_gray(clip)
+    assert np.array_equal(a.frames, b.frames) and a.fps == b.fps and a.full_width is None
+
+
+@pytest.mark.parametrize("mode, size", [("farneback-quarter", (80, 128)), ("farneback-half", (160, 256)),
+                                        ("dis-ultrafast", (320, 512))])
+def test_fast_modes_decode_luma_at_the_working_size(golden_clips, mode, size):
+    """Against OpenCV's decode (an independent path): same frame count and rate, the working size by
+    hand (512x320 / 4 = 128x80), gray within a few levels of OpenCV's, downscaled by area."""
+    from avalign.media import read_video_for_flow, read_video_gray
+
+    clip = golden_clips / "c05_sync_burst_30fps_512x320_10s.mp4"
+    fast, ref = read_video_for_flow(clip, Protocol(flow=mode)), read_video_gray(clip)
+    assert fast.n_frames == ref.n_frames and fast.fps == ref.fps and fast.frame_shape == ref.frame_shape
+    assert fast.frames.shape[1:] == size and fast.full_width == (None if mode.startswith("dis") else 512)
+    want = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in ref.frames])
+    assert np.abs(fast.frames.astype(int) - want).mean() < 3.0  # luma vs BGR->gray, then two area filters
+
+
+def test_prescaled_frames_keep_full_resolution_units(tmp_path):
+    """A texture moving 4 px/frame, decoded at a quarter by PyAV: still about 4 px/frame."""
+    from avalign.media import read_video_for_flow, write_video
+
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.integers(0, 256, (128, 256, 3), dtype=np.uint8), (0, 0), 2.0)
+    frames = np.stack([big[:, 64 - 4 * k: 192 - 4 * k] for k in range(6)])
+    write_video(tmp_path / "shift.mp4", frames, 10.0)
+    clip = read_video_for_flow(tmp_path / "shift.mp4", Protocol(flow="farneback-quarter"))
+    mags = pair_magnitudes(clip.frames, mode="farneback-quarter", full_width=clip.full_width)
+    assert clip.frames.shape[1:] == (32, 32) and np.all((mags > 3.0) & (mags < 4.6)), mags
+
+
+def test_fast_modes_rank_the_golden_clips_as_the_exact_scores_do(golden_clips, golden):
+    """The agreement the fast modes claim: Spearman rho >= 0.9 against the reference's scores."""
+    from scipy.stats import spearmanr
+
+    exact = {name: c["score"] for name, c in golden.items() if c["error"] is None}
+    for mode in ("farneback-quarter", "farneback-half"):
+        fast = {r.video: r.score for r in score_files(sorted(golden_clips.glob("*.mp4")), workers=1,
+                                                        protocol=Protocol(flow=mode))}
+        fast = {name: fast[str(golden_clips / f"{name}.mp4")] for name in exact}
+        assert None not in fast.values(), mode
+        rho = spearmanr([exact[n] for n in exact], [fast[n] for n in exact]).statistic
+        assert rho >= 0.9, (mode, rho)

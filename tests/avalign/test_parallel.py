@@ -28,14 +28,14 @@ def test_a_crashing_worker_costs_only_its_clip(monkeypatch, golden_clips):
     """A worker killed in a decoder: that clip is an error, the pool restarts, the rest are scored."""
     import avalign.parallel as parallel
 
-    real = parallel.read_video_gray
+    real = parallel.read_video_for_flow
 
     def crash_on_c09(path, protocol=None):
         if "c09" in str(path):
             os._exit(1)  # like a segfault: no exception, the process is gone
         return real(path, protocol)
 
-    monkeypatch.setattr(parallel, "read_video_gray", crash_on_c09)  # inherited by *forked* workers
+    monkeypatch.setattr(parallel, "read_video_for_flow", crash_on_c09)  # inherited by *forked* workers
     clips = [golden_clips / f"{n}.mp4" for n in ("c03_sync_burst_8fps_64x64_2s", "c09_two_frames_8fps_64x64",
                                                   "c04_sync_burst_10fps_128x128_3s", "c12_static_silent_10fps_64x64_1s")]
     results = {os.path.basename(r.video): r for r in score_files(clips, workers=2, chunk_pairs=4, start_method="fork")}
