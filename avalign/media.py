@@ -134,7 +134,9 @@ def read_video_for_flow(path: str | os.PathLike, protocol: "Protocol | None" = N
       made);
     * for ``farneback-half``/``-quarter`` at the native size (no protocol width), the frames are
       scaled to the mode's working size inside the decoder (swscale's area filter), and
-      ``full_width`` says so.
+      ``full_width`` says so;
+    * a video with a display rotation is read by :func:`read_video_gray` (OpenCV rotates it; the
+      frames then match the exact mode's).
 
     Raises :class:`MediaError` like :func:`read_video_gray`.
     """
@@ -162,7 +164,14 @@ def read_video_for_flow(path: str | os.PathLike, protocol: "Protocol | None" = N
         src_fps = float(rate) if rate else 0.0
         if not math.isfinite(src_fps) or src_fps <= 0:
             raise MediaError(path, f"unreadable frame rate ({rate})")
-        width, height = stream.codec_context.width, stream.codec_context.height
+        decoded = container.decode(stream)
+        try:
+            first = next(decoded)
+        except (StopIteration, av.error.FFmpegError):
+            raise MediaError(path, "no frame could be decoded") from None
+        if getattr(first, "rotation", 0):  # OpenCV applies the display rotation; stay on its exact path
+            return read_video_gray(path, protocol)
+        width, height = first.width, first.height  # the decoded frames' size, not the header's
         scale = core.flow_scale(protocol.flow) if protocol.width is None else 1.0
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -171,10 +180,15 @@ def read_video_for_flow(path: str | os.PathLike, protocol: "Protocol | None" = N
         reformatter = VideoReformatter()  # one swscale context for the clip (frame.reformat makes one a frame)
 
         def luma():
+            frame = first
             try:
-                for frame in container.decode(stream):
+                while frame is not None:
+                    if (frame.width, frame.height) != (width, height):
+                        raise MediaError(path, f"frame size changes mid-stream ({width}x{height} to "
+                                               f"{frame.width}x{frame.height})")
                     yield reformatter.reformat(frame, width=w, height=h, format="gray",
                                                interpolation="AREA").to_ndarray()
+                    frame = next(decoded, None)
             except av.error.FFmpegError:  # a truncated file: the frames decoded so far, as OpenCV does
                 return
 

@@ -97,52 +97,67 @@ def run_plan(out: Path, budget_s: float, dry_run: bool, plan=PLAN, inject_slow: 
     log.write_text("")
     interrupted = False
     for group, names in plan:
-        left = deadline - _now()
-        if interrupted or left <= 0:
-            reason = "interrupted" if interrupted else "budget spent before it started"
-            records += [record(n, "skipped", reason=reason, env=env) for n in names]
-            continue
-        cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--worker", group, "--out", str(out),
-               "--deadline-in-s", f"{left:.3f}"] + (["--dry-run"] if dry_run else []) + \
-              (["--inject-slow", inject_slow] if inject_slow else [])
-        t0 = _now()
-        with open(log, "a") as f:
-            f.write(f"==> group {group} ({left:.0f} s of budget left)\n")
-            f.flush()
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            status, reason = "error", None
-            try:
-                proc.wait(timeout=left)
-                if proc.returncode != 0:
-                    reason = f"group process exited {proc.returncode} (see log.txt)"
-            except subprocess.TimeoutExpired:
-                status, reason = "timeout", f"its group was stopped at the budget, after {_now() - t0:.0f} s"
-            except KeyboardInterrupt:
-                interrupted, status, reason = True, "skipped", "interrupted"
-            finally:
-                if proc.poll() is None:  # never leave a worker holding the GPU
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        done, started = _read_part(part)
-        mine = [r for r in done if r["name"] in names]
-        if done:  # the device name, as a worker saw it, for the records the parent writes
-            env = {k: done[0].get(k) for k in ("device", "torch", "cuda")}
-        seen = {r["name"] for r in mine}
-        records += mine
-        for n in names:
-            if n in seen:
-                continue
-            if n in started:  # it was running when the group stopped
-                records.append(record(n, status, seconds=time.time() - started[n], reason=reason, env=env))
-            else:
-                why = reason if status == "error" else f"not started: {reason}"
-                records.append(record(n, "skipped" if status != "error" else "error", reason=why, env=env))
+        try:
+            records += _run_one(group, names, out, deadline, dry_run, inject_slow, env, interrupted, part, log)
+        except KeyboardInterrupt:  # between two groups: the rest is skipped, the files still written
+            interrupted = True
+            done = {r["name"] for r in records}
+            records += [record(n, "skipped", reason="interrupted", env=env) for n in names if n not in done]
+        if records and records[-1].get("device") and not env.get("device"):
+            env = {k: records[-1].get(k) for k in ("device", "torch", "cuda")}
+        interrupted = interrupted or any(r["reason"] == "interrupted" for r in records)
     (out / "gpu.json").write_text(json.dumps({"budget_s": budget_s, "dry_run": dry_run, "records": records},
                                              indent=1))
     (out / "gpu.md").write_text(markdown(records, dry_run))
     if interrupted:
         raise KeyboardInterrupt
+    return records
+
+
+def _run_one(group: str, names: Sequence[str], out: Path, deadline: float, dry_run: bool, inject_slow: str | None,
+             env: dict, interrupted: bool, part: Path, log: Path) -> list[dict]:
+    """One group's records: run in its own process under the budget left (or skipped)."""
+    records: list[dict] = []
+    left = deadline - _now()
+    if interrupted or left <= 0:
+        reason = "interrupted" if interrupted else "budget spent before it started"
+        return [record(n, "skipped", reason=reason, env=env) for n in names]
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--worker", group, "--out", str(out),
+           "--deadline-in-s", f"{left:.3f}"] + (["--dry-run"] if dry_run else []) + \
+          (["--inject-slow", inject_slow] if inject_slow else [])
+    t0 = _now()
+    with open(log, "a") as f:
+        f.write(f"==> group {group} ({left:.0f} s of budget left)\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        status, reason = "error", None
+        try:
+            proc.wait(timeout=left)
+            if proc.returncode != 0:
+                reason = f"group process exited {proc.returncode} (see log.txt)"
+        except subprocess.TimeoutExpired:
+            status, reason = "timeout", f"its group was stopped at the budget, after {_now() - t0:.0f} s"
+        except KeyboardInterrupt:
+            status, reason = "skipped", "interrupted"
+        finally:
+            if proc.poll() is None:  # never leave a worker holding the GPU
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    done, started = _read_part(part)
+    mine = [r for r in done if r["name"] in names]
+    if done:  # the device name, as a worker saw it, for the records the parent writes
+        env = {k: done[0].get(k) for k in ("device", "torch", "cuda")}
+    seen = {r["name"] for r in mine}
+    records += mine
+    for n in names:
+        if n in seen:
+            continue
+        if n in started:  # it was running when the group stopped
+            records.append(record(n, status, seconds=time.time() - started[n], reason=reason, env=env))
+        else:
+            why = reason if status == "error" or reason == "interrupted" else f"not started: {reason}"
+            records.append(record(n, "skipped" if status != "error" else "error", reason=why, env=env))
     return records
 
 

@@ -231,7 +231,7 @@ def _train_step(name: str, ctx: dict):
         with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=low):
             tokens = adaptor(layers, num_frames=frames)
             cond, states = pipe.encode_prompt([None] * batch, tokens, frames)
-            t = torch.randint(0, 1000, (batch,), generator=g).to(device)
+            t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g).to(device)
             noise = torch.randn(latents.shape, generator=g).to(device)
             pred = pipe.unet((latents + noise).to(low), t, encoder_hidden_states=cond.to(low),
                              cross_attention_kwargs={FRAME_STATES: states.to(low)}).sample
@@ -253,11 +253,7 @@ def _train_step(name: str, ctx: dict):
 
 
 def _denoise_step(name: str, ctx: dict):
-    import copy
-
     import torch
-
-    from tempotokens.frame_attention import FRAME_STATES
 
     pipe, device, s = ctx["pipe"], ctx["device"], ctx["size"]
     low = torch.bfloat16 if "bf16" in name else torch.float16
@@ -266,13 +262,33 @@ def _denoise_step(name: str, ctx: dict):
     factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4, s["num_frames"], s["height"] // factor, s["width"] // factor, generator=g)
-    layers = pipe.beats.float().cpu()(torch.randn(1, 32000, generator=g)).layers
     pipe.to("cpu", torch.float32)
-    tokens = pipe.adaptor(layers, num_frames=s["num_frames"])
-    cond, states = pipe.encode_prompt([None], tokens, s["num_frames"])
-    out = {}
+    with torch.no_grad():
+        layers = pipe.beats(torch.randn(1, 32000, generator=g)).layers
+        tokens = pipe.adaptor(layers, num_frames=s["num_frames"])
+        cond, states = pipe.encode_prompt([None], tokens, s["num_frames"])
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # a true fp32 reference
+    try:
+        out = _forward_pair(pipe, device, low, x, cond, states)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    diff = (out[low] - out[torch.float32]).abs()
+    settings = {"what": "one UNet forward (the noise prediction of one denoising step), not a scheduler step",
+                "timestep": 500, "seed": 0, "dtype": str(low).removeprefix("torch."), "reference": "fp32, TF32 off",
+                "device": device}
+    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}, "noise prediction units", settings
+
+
+def _forward_pair(pipe, device, low, x, cond, states) -> dict:
+    """The UNet's output at t = 500 in fp32 and in ``low`` (a copy), on ``device``."""
+    import copy
+
+    import torch
+
+    from tempotokens.frame_attention import FRAME_STATES
+
+    out = {}
     for dtype in (torch.float32, low):
         unet = copy.deepcopy(pipe.unet).to(device, dtype) if dtype != torch.float32 else pipe.unet.to(device)
         with torch.no_grad():
@@ -281,12 +297,7 @@ def _denoise_step(name: str, ctx: dict):
                               cross_attention_kwargs={FRAME_STATES: states.to(device, dtype)}).sample.float().cpu()
         if dtype != torch.float32:
             del unet
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-    diff = (out[low] - out[torch.float32]).abs()
-    settings = {"what": "one UNet forward (the noise prediction of one denoising step), not a scheduler step",
-                "timestep": 500, "seed": 0, "dtype": str(low).removeprefix("torch."), "reference": "fp32, TF32 off",
-                "device": device}
-    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}, "noise prediction units", settings
+    return out
 
 
 def _features(name: str, ctx: dict):

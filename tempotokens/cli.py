@@ -197,7 +197,10 @@ def run_probe(args: argparse.Namespace) -> int:
     n_train = pipe.scheduler.config.num_train_timesteps
     if any(not 0 <= t < n_train for t in timesteps):
         raise UsageError(f"--timesteps {args.timesteps}: each must be in [0, {n_train}) for this model")
-    pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"--device {args.device}: {' '.join(str(exc).split())[:200]}") from None
     try:
         clips = index_dataset(args.data_root, args.dataset, split=args.split)[-args.clips:]
     except (DatasetError, ValueError) as exc:
