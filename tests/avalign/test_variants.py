@@ -59,6 +59,7 @@ def test_javisbench_keeps_native_sample_rate(golden_clips):
     assert javis.variant == "javisbench"
 
 
+@pytest.mark.slow  # 9 s: both variants on every golden clip (CI runs it)
 def test_2023_finds_at_least_the_matches_of_2025(golden_clips):
     clip = golden_clips / "c10_drums_24fps_512x320_6s.mp4"  # 42 audio peaks, 11 video peaks
     new, old = score_file(clip), score_file(clip, variant="tempotokens-2023")

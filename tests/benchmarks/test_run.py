@@ -249,6 +249,7 @@ def test_summarize_of_some_methods_keeps_the_reference(run, tiny_dir, data_root)
     assert env["reference_method"] == "text_to_video" and len(env["methods"]) == 9
 
 
+@pytest.mark.slow  # 8 s: a whole run on a folder (CI runs it)
 def test_folder_dataset(tiny_dir, tmp_path):
     from tests.synth import click_track, jump_frames
 
@@ -348,6 +349,7 @@ def test_two_processes_share_the_clips(tiny_dir, data_root, tmp_path, monkeypatc
     assert sorted(set(gen.values())) == [0, 1, 2]  # seed + i over the whole clip list, whatever the shard
 
 
+@pytest.mark.slow  # 24 s: a run killed and rerun (CI runs it)
 @pytest.mark.timeout(300)
 def test_kill_9_loses_nothing_and_the_rerun_duplicates_nothing(tiny_dir, data_root, tmp_path):
     out = tmp_path / "killed"
@@ -392,6 +394,7 @@ def test_the_benchmark_scores_on_ray(tiny_dir, data_root, tmp_path):
     assert strip(tmp_path / "local") == strip(tmp_path / "ray") and len(strip(tmp_path / "ray")) == 6
 
 
+@pytest.mark.slow  # 11 s: every metric on a run (CI runs it)
 def test_video_quality_metrics_beside_av_align(tiny_dir, data_root, tiny_weights, tmp_path, capsys):
     """FVD, IS and CLIPSIM columns: each equals the standalone CLI on the same clips under the same protocol."""
     from benchmarks.metrics.cli import main as metrics_main

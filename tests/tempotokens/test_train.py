@@ -69,6 +69,7 @@ def test_frozen_models_stay_bit_identical_and_adaptor_moves(tiny_dir, synthetic_
     assert all(not p.requires_grad for p in trainer.pipe.unet.parameters())
 
 
+@pytest.mark.slow  # 13 s: 30+ training steps (CI runs it)
 def test_overfitting_two_clips_lowers_the_loss(tiny_dir, synthetic_root, tmp_path):
     from tempotokens.data.datasets import collate
     from tempotokens.training.loop import Trainer

@@ -129,6 +129,7 @@ def test_holdout_validates_on_train_clips_only(tiny_dir, synthetic_root, tmp_pat
     assert [c.clip_id for c in trainer.dataset.clips] == train_ids[:-2]
 
 
+@pytest.mark.slow  # 10 s: a subprocess under bf16 (CI runs it)
 def test_full_unet_with_mixed_precision_validates(tiny_dir, synthetic_root, tmp_path):
     """An fp32 UNet (train.unet: full) beside a bf16 VAE and text encoder: training and validation run
     (in a fresh process: accelerate's mixed-precision state is one per process)."""
