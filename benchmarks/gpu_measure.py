@@ -220,7 +220,7 @@ def _train_step(name: str, ctx: dict):
                 "gradient_checkpointing": checkpointing, "device": device}
     optimizer = torch.optim.AdamW(adaptor.parameters(), lr=1e-5)
     scaler = torch.amp.GradScaler("cuda", enabled=low == torch.float16)
-    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    factor = pipe.vae_scale_factor
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(batch, 4, frames, height // factor, width // factor, generator=g).to(device)
     with torch.no_grad():  # the trainer's BEATs pass (fp32, cached in real runs)
@@ -259,7 +259,7 @@ def _denoise_step(name: str, ctx: dict):
     low = torch.bfloat16 if "bf16" in name else torch.float16
     if device == "cpu" and low == torch.float16:
         raise Skip("fp16 UNet kernels are a GPU measurement (the dry run checks bf16 only)")
-    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    factor = pipe.vae_scale_factor
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4, s["num_frames"], s["height"] // factor, s["width"] // factor, generator=g)
     pipe.to("cpu", torch.float32)

@@ -45,6 +45,12 @@ logger = logging.getLogger(__name__)
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 
 
+def mix_noise(per_frame: torch.Tensor, shared: torch.Tensor, rho: float) -> torch.Tensor:
+    """The noise prior's mix ``sqrt(rho) * shared + sqrt(1 - rho) * per_frame`` (``shared`` has one
+    frame and broadcasts over the frames); the generator, the trainer and the probe all use it."""
+    return rho**0.5 * shared + (1 - rho) ** 0.5 * per_frame
+
+
 @dataclass
 class AudioToVideoPipelineOutput(BaseOutput):
     """Output of :class:`AudioToVideoPipeline`.
@@ -139,7 +145,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         rho = self.noise_correlation
         if rho > 0:
             shared = randn_tensor((*shape[:2], 1, *shape[3:]), generator=generator, device=device, dtype=dtype)
-            latents = rho**0.5 * shared + (1 - rho) ** 0.5 * latents
+            latents = mix_noise(latents, shared, rho)
         return latents
 
     @property

@@ -37,6 +37,7 @@ from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
 
 from ..adaptor import AudioTokenAdaptor
 from ..frame_attention import FRAME_STATES
+from ..pipeline import mix_noise
 from ..data.datasets import AudioVideoClips, collate, index_dataset, read_id_list
 from .cache import FeatureCache, producer
 from .checkpointing import install_checkpointing
@@ -72,6 +73,17 @@ class EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         gen = torch.Generator().manual_seed(step_seed(self.seed, self.epoch, 0, ORDER))
         return iter(torch.randperm(self.n, generator=gen).tolist())
+
+
+def pad_layers(layers: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """BEATs layer outputs ``(N_b, D)`` of a batch, zero-padded to ``(B, N, D)``, and the padding
+    mask ``(B, N)`` (True at padding), on the layers' device and dtype."""
+    n_max = max(len(x) for x in layers)
+    feats = torch.zeros(len(layers), n_max, layers[0].shape[-1], dtype=layers[0].dtype, device=layers[0].device)
+    mask = torch.ones(len(layers), n_max, dtype=torch.bool, device=layers[0].device)
+    for i, x in enumerate(layers):
+        feats[i, : len(x)], mask[i, : len(x)] = x, False
+    return feats, mask
 
 
 def timestep_range(cfg: TrainConfig, scheduler) -> tuple[int, int]:
@@ -145,7 +157,7 @@ class Trainer:
         self.checkpointing = install_checkpointing(pipe.unet) if cfg.gradient_checkpointing else None
         self.pipe = pipe
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        timestep_range(cfg, self.noise_scheduler)  # a bad optim.timestep_min/max fails here, before any step
+        self.timesteps = timestep_range(cfg, self.noise_scheduler)  # a bad range fails here, before any step
         self.val_scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
 
         params = [{"params": list(adaptor.parameters()), "lr": cfg.optim.learning_rate}] if audio else []
@@ -282,11 +294,7 @@ class Trainer:
                 return pipe.beats(batch["audio"][i: i + 1, :n].to(dev)).layers[0].float().cpu()
 
         layers = [self.cache.get("beats", k, lambda i=i: beats_layers(i)) for i, k in enumerate(keys)]
-        n_max = max(len(x) for x in layers)
-        feats = torch.zeros(B, n_max, layers[0].shape[-1])
-        mask = torch.ones(B, n_max, dtype=torch.bool)
-        for i, x in enumerate(layers):
-            feats[i, : len(x)], mask[i, : len(x)] = x, False
+        feats, mask = pad_layers(layers)
         return latents.to(dev), feats.to(dev), mask.to(dev)
 
     def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -298,7 +306,7 @@ class Trainer:
         latents, feats, mask = self._encode_batch(batch, gen)
         B, Fn = latents.shape[0], latents.shape[2]
         noise = torch.randn(latents.shape, generator=gen).to(dev)
-        t = torch.randint(*timestep_range(cfg, self.noise_scheduler), (B,), generator=gen).to(dev)
+        t = torch.randint(*self.timesteps, (B,), generator=gen).to(dev)
         prompts = list(batch["prompt"])
         # later draws come after the earlier ones, so switching one on changes none of those before it
         if cfg.data.prompt_dropout > 0:
@@ -307,7 +315,7 @@ class Trainer:
         rho = pipe.noise_correlation  # the model's noise prior: the noise it will generate from
         if rho > 0:
             shared = torch.randn((*latents.shape[:2], 1, *latents.shape[3:]), generator=gen).to(dev)
-            noise = rho**0.5 * shared + (1 - rho) ** 0.5 * noise
+            noise = mix_noise(noise, shared, rho)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         target = noise if self.noise_scheduler.config.prediction_type == "epsilon" else \
             self.noise_scheduler.get_velocity(latents, noise, t)

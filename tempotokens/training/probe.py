@@ -61,7 +61,8 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
     from diffusers import DDPMScheduler
 
     from ..frame_attention import FRAME_STATES
-    from .loop import step_seed
+    from ..pipeline import mix_noise
+    from .loop import pad_layers, step_seed
 
     pixels = batch["pixel_values"]
     B, Fn = pixels.shape[:2]
@@ -79,11 +80,7 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
     for i in range(B):
         n = int((~batch["audio_padding_mask"][i]).sum())
         layers.append(pipe.beats(batch["audio"][i: i + 1, :n].to(dev, pipe.beats.dtype)).layers[0])
-    n_max = max(len(x) for x in layers)
-    feats = torch.zeros(B, n_max, layers[0].shape[-1], device=dev, dtype=layers[0].dtype)
-    mask = torch.ones(B, n_max, dtype=torch.bool, device=dev)
-    for i, x in enumerate(layers):
-        feats[i, : len(x)], mask[i, : len(x)] = x, False
+    feats, mask = pad_layers(layers)
     other = partners(list(batch["label"]))
     conditions = []
     for order in (list(range(B)), other):
@@ -99,7 +96,7 @@ def audio_dependence(pipe, batch: dict, timesteps: Sequence[int] = PROBE_TIMESTE
             noise = torch.randn(latents.shape, generator=gen)
             if rho > 0:
                 shared = torch.randn((*latents.shape[:2], 1, *latents.shape[3:]), generator=gen)
-                noise = rho**0.5 * shared + (1 - rho) ** 0.5 * noise
+                noise = mix_noise(noise, shared, rho)
             noise = noise.to(dev)
             tt = torch.full((B,), int(t), device=dev)
             noisy = scheduler.add_noise(latents, noise, tt)
