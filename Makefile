@@ -7,7 +7,7 @@ RUN    ?= runs/demo
 
 TOY    ?= runs/toy
 
-.PHONY: demo toy test test-all bench gpu-check gpu-wheels install clean
+.PHONY: demo toy test test-all docs bench gpu-check gpu-wheels install clean
 
 install: $(STAMP)
 
@@ -39,9 +39,14 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
+# The docs site (mkdocs + material + mkdocstrings, pinned in the docs extra): strict, offline.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs: build/site/index.html"
+
 bench: $(STAMP)
 	mkdir -p runs/bench
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=runs/bench/benchmarks.json -q -s
+	$(PY) -m pytest benchmarks/suites --benchmark-only --benchmark-json=runs/bench/benchmarks.json -q -s
 
 # The GPU check (benchmarks/gpu_check.py). Here, without a GPU, its dry run: tiny sizes on the CPU,
 # the same code path and list.  On the GPU machine it runs on that machine's Python (README).
@@ -57,4 +62,4 @@ gpu-wheels: $(STAMP)
 	du -sh .whl
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .benchmarks
+	rm -rf $(VENV) runs build .pytest_cache .benchmarks

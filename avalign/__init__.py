@@ -8,7 +8,9 @@ variants, defined edge cases, parallel batch scoring and a torchmetrics-style cl
 >>> result.score, result.status
 """
 
-from .media import MediaError, read_audio, read_video_gray
+from .io import MediaError, read_audio
+
+from .readers import read_video_gray
 from .metric import AVAlignMetric
 from .parallel import Job, score_files
 from .protocol import NATIVE, Protocol, conform, cover_crop

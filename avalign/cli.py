@@ -1,7 +1,8 @@
 """Command line: ``python -m avalign score PATH... [options]`` and ``python -m avalign variants``.
 
-Exit status: 0 when no clip has status ``error``, 1 when any has (the others are still scored
-and written), 2 for usage errors.
+Exit status (:mod:`avalign.runctl`): 0 when no clip has status ``error``, 1 when any has (the others
+are still scored and written), 2 for usage and fatal errors (a full disk, an ``--out`` held by a live
+run), 130 after Ctrl-C and 143 after SIGTERM (the records written so far are kept; a rerun resumes).
 """
 
 from __future__ import annotations
@@ -9,33 +10,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Sequence
 
-from .media import VIDEO_EXTENSIONS, is_partial
-from .parallel import ExecutorError, Job, default_workers, score_files
 from .core import FLOW_MODES
+from .flags import HelpFormatter as _HelpFormatter
+from .flags import UsageError, add_protocol_flags, protocol_from_args, run_cli
+from .io import VIDEO_EXTENSIONS, JsonlWriter, is_partial, lock_output, read_jsonl, rewrite_jsonl
+from .parallel import ExecutorError, Job, default_workers, score_files
 from .protocol import Protocol
-from .records import JsonlWriter, read_jsonl, rewrite_jsonl
+from .runctl import EXIT_ITEM_ERROR, EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported: the statuses)
 from .score import AVAlignResult, resolve_audio
 from .stats import summarize
 from .variants import DEFAULT_VARIANT, VARIANTS
 
-EXIT_OK, EXIT_CLIP_ERROR, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad command-line use: reported on one line, exit status 2."""
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows "(default: X)" once: not when the help already says its default, nor for None/False."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.option_strings == []:
-            return text
-        return f"{text} (default: %(default)s)"
+EXIT_CLIP_ERROR = EXIT_ITEM_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,12 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS),
         help="scorer semantics; see 'python -m avalign variants'",
     )
-    score.add_argument("--fps", type=float, metavar="F",
-                       help="re-time every clip to F frames/s before scoring (default: each clip's own)")
-    score.add_argument("--size", metavar="WxH",
-                       help="resize every clip to cover WxH pixels, then center-crop (default: each clip's own)")
-    score.add_argument("--flow", default="farneback", choices=FLOW_MODES,
-                       help="optical flow: farneback is the reference (exact); the others are faster approximations")
+    add_protocol_flags(score)  # --fps, --size, --duration, --flow: a benchmark run's protocol, reproduced
     score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
     score.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                        help="worker processes (with --executor ray and no cluster: the local cluster's CPUs)")
@@ -196,20 +181,22 @@ def _clip_line(r: AVAlignResult) -> str:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    try:
-        protocol = Protocol.parse(args.fps, args.size, flow=args.flow)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    protocol = protocol_from_args(args)
     jobs = collect_jobs(args.paths, args.audio)
     if args.shard:
         index, count = parse_shard(args.shard)
         jobs = jobs[index::count]
-    wanted = {os.path.abspath(j.video) for j in jobs}
+    with lock_output(args.out) if args.out else nullcontext():  # one live run per --out (else one line, exit 2)
+        return _score_jobs(args, protocol, jobs)
 
+
+def _score_jobs(args: argparse.Namespace, protocol: Protocol, jobs: list[Job]) -> int:
+    from tqdm import tqdm
+
+    wanted = {os.path.abspath(j.video) for j in jobs}
     previous: dict[str, dict] = {}  # records already in --out, by absolute video path (key)
     if args.out:
         records = read_jsonl(args.out)
@@ -249,9 +236,11 @@ def run_score(args: argparse.Namespace) -> int:
     used_names: set[str] = set()
     fresh: list[dict] = []
     try:
-        with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar:
-            for result in score_files(todo, args.variant, protocol=protocol, workers=args.workers,
-                                      empty_score=args.empty_score, executor=args.executor, address=args.address):
+        with tqdm(total=len(todo), unit="clip", desc="AV-Align", disable=None, file=sys.stderr) as bar, \
+                closing(score_files(todo, args.variant, protocol=protocol, workers=args.workers,
+                                    empty_score=args.empty_score, executor=args.executor,
+                                    address=args.address)) as results:  # closing ends the workers at once
+            for result in results:
                 record = {**result.to_record(), "key": os.path.abspath(result.video),
                           "audio_key": os.path.abspath(result.audio) if result.audio else None,
                           "empty_score": args.empty_score}
@@ -290,15 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (``python -m avalign`` exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with status 2 on bad usage
-    try:
+
+    def body() -> int:
         if args.command == "variants":
             return run_variants()
         if args.command == "study":
             return run_study_cli(args)
         return run_score(args)
-    except (UsageError, ExecutorError) as exc:
-        print(f"avalign: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("avalign: interrupted; records written so far are kept", file=sys.stderr)
-        return 130
+
+    return run_cli("avalign", body, fatal=(ExecutorError,))

@@ -134,7 +134,7 @@ def pair_magnitudes(gray: Sequence[np.ndarray], start: int = 0, stop: int | None
     several workers share one long clip; concatenating their outputs gives the full result.
     ``mode`` is one of :data:`FLOW_MODES`; every mode returns full-resolution pixels/frame.
     ``full_width`` (px) says the frames were already decoded at a downscaled mode's working size
-    (:func:`avalign.media.read_video_for_flow`) from frames that wide: they are used as they are, and
+    (:func:`avalign.readers.read_video_for_flow`) from frames that wide: they are used as they are, and
     the magnitudes are multiplied by ``full_width / width``.
 
     Returns

@@ -1,7 +1,8 @@
 """Scoring on a Ray cluster: the same tasks as the local process pool, as Ray tasks.
 
 Imported only when ``executor="ray"`` is asked for, so ``avalign`` never needs Ray otherwise
-(``pip install 'tempotokens[ray]'``).  The work is cut as in :mod:`avalign.parallel`:
+(``pip install 'tempotokens[ray]'``).  The work is cut as in :mod:`avalign.local_executor`, with the same
+per-clip code (:mod:`avalign.assembly`):
 
 * a *prepare* task per clip decodes and conforms it and computes the flow of its first
   ``chunk_pairs`` frame pairs; its gray frames go to Ray's object store (no shared disk needed),
@@ -14,22 +15,21 @@ Imported only when ``executor="ray"`` is asked for, so ``avalign`` never needs R
 A task that kills its worker (a decoder crash, out of memory) is retried once by Ray, then costs only
 its clip: an error record says so.  The videos and audio files must be readable from every node (a
 shared filesystem), as for any cluster job.  With ``address`` None and no ``RAY_ADDRESS``, a local
-cluster of ``workers`` CPUs is started for the run and stopped after it.
+cluster of ``workers`` CPUs is started for the run and stopped after it.  On Ctrl-C or SIGTERM the
+tasks in flight are cancelled (forcefully) and a cluster started for the run is shut down.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from typing import Iterator
 
 import numpy as np
 
-from . import core
-from .parallel import Job, _Prepared, _prepare_arrays
+from .assembly import ClipState, ExecutorError, Job, PreparedClip, chunk_magnitudes, prepare_clip
 from .protocol import Protocol
-from .score import AVAlignResult, analyze_audio_file, assemble, audio_error, error_result, resolve_audio
+from .score import AVAlignResult
 from .variants import Variant
 
 #: Tasks in flight per CPU of the cluster (bounds the frames held in the object store).
@@ -42,23 +42,20 @@ def _remote_functions(ray):
         import cv2
 
         cv2.setNumThreads(1)
-        return _prepare_arrays(job, chunk_pairs, protocol)  # (description, gray frames): two object refs
+        return prepare_clip(job, chunk_pairs, protocol)  # (description, gray frames): two object refs
 
     @ray.remote(num_cpus=1, max_retries=1)
     def chunk(frames: np.ndarray, start: int, stop: int, flow: str, full_width: int | None = None):
         import cv2
 
         cv2.setNumThreads(1)
-        t0 = time.perf_counter()
-        return core.pair_magnitudes(frames, start, stop, mode=flow, full_width=full_width), time.perf_counter() - t0
+        return chunk_magnitudes(frames, start, stop, flow, full_width)
 
     return prepare, chunk
 
 
 def import_ray():
-    """Ray, or :class:`~avalign.parallel.ExecutorError` saying how to install it."""
-    from .parallel import ExecutorError
-
+    """Ray, or :class:`~avalign.assembly.ExecutorError` saying how to install it."""
     try:
         import ray
     except ImportError:
@@ -68,8 +65,6 @@ def import_ray():
 
 def connect(ray, address: str | None, workers: int) -> None:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one of ``workers`` CPUs."""
-    from .parallel import ExecutorError
-
     address = address or os.environ.get("RAY_ADDRESS")
     try:
         if address:
@@ -89,22 +84,28 @@ def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, em
     started = not ray.is_initialized()
     if started:
         connect(ray, address, workers)
+    run = RayRun(ray, jobs, variant, protocol, empty_score, chunk_pairs)
     try:
-        yield from _RayRun(ray, jobs, variant, protocol, empty_score, chunk_pairs).results()
+        yield from run.results()
+    except BaseException:  # Ctrl-C, SIGTERM, the caller closing the generator: end the tasks now
+        run.cancel_all()
+        raise
     finally:
         if started:
             ray.shutdown()
 
 
-class _RayRun:
+class RayRun:
+    """One batch as Ray tasks; :meth:`results` yields each clip's result when finished."""
+
     def __init__(self, ray, jobs, variant, protocol, empty_score, chunk_pairs):
         self.ray, self.jobs, self.variant, self.protocol = ray, jobs, variant, protocol
         self.empty_score, self.chunk_pairs = empty_score, chunk_pairs
         self.prepare, self.chunk = _remote_functions(ray)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.limit = max(2, INFLIGHT_PER_CPU * cpus)
-        self.state: dict[int, dict] = {}
-        self.pending: dict = {}  # ObjectRef -> (clip index, kind, start)
+        self.clips: dict[int, ClipState] = {}
+        self.pending: dict = {}  # ObjectRef -> (clip index, chunk start or None for the prepare task)
 
     def results(self) -> Iterator[AVAlignResult]:
         ray = self.ray
@@ -121,33 +122,36 @@ class _RayRun:
             for ref in done:
                 yield from self._collect(ref)
 
+    def cancel_all(self) -> None:
+        """Cancel every task in flight (force: their workers are killed)."""
+        for ref in list(self.pending):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # an already finished task, a lost connection: nothing left to stop
+                pass
+        self.pending.clear()
+
     def _analyze_audio(self, i: int) -> Iterator[AVAlignResult]:
-        st = self.state[i]
-        if st["done"]:
+        clip = self.clips[i]
+        if clip.done:
             return
-        t0 = time.perf_counter()
-        try:
-            st["audio"] = analyze_audio_file(st["audio_path"] or self.jobs[i].video, self.variant, self.protocol)
-        except Exception as exc:
-            yield self._fail(i, audio_error(self.jobs[i].video, st["audio_path"], exc))
+        error = clip.analyze_audio(self.variant, self.protocol)
+        if error is not None:
+            yield self._fail(i, error)
             return
-        st["seconds"] += time.perf_counter() - t0
         yield from self._try_finish(i)
 
     def _start(self, i: int) -> int:
-        job = self.jobs[i]
-        audio_path = resolve_audio(job.video, job.audio)
-        meta_ref, frames_ref = self.prepare.options(num_returns=2).remote(job, self.chunk_pairs, self.protocol)
-        self.state[i] = {"audio_path": audio_path, "frames": frames_ref, "chunks": {}, "missing": None,
-                         "meta": None, "audio": None, "seconds": 0.0, "done": False}
-        self.pending[meta_ref] = (i, "prepare", None)
+        clip = self.clips[i] = ClipState.for_job(self.jobs[i])
+        meta_ref, clip.frames = self.prepare.options(num_returns=2).remote(clip.job, self.chunk_pairs, self.protocol)
+        self.pending[meta_ref] = (i, None)
         return i
 
     def _collect(self, ref) -> Iterator[AVAlignResult]:
         ray = self.ray
-        i, kind, start = self.pending.pop(ref)
-        st = self.state[i]
-        if st["done"]:
+        i, start = self.pending.pop(ref)
+        clip = self.clips[i]
+        if clip.done:
             return
         try:
             value = ray.get(ref)
@@ -155,45 +159,32 @@ class _RayRun:
             yield self._fail(i, f"{self.jobs[i].video}: a Ray worker died while scoring this clip "
                                 f"({type(exc).__name__})")
             return
-        if kind == "prepare":
-            meta: _Prepared = value
-            st["seconds"] += meta.seconds
+        if start is None:
+            meta: PreparedClip = value
+            for s, stop in clip.add_prepared(meta, self.chunk_pairs):
+                self.pending[self.chunk.remote(clip.frames, s, stop, self.protocol.flow, meta.full_width)] = (i, s)
             if meta.error is not None:
                 yield self._fail(i, meta.error)
                 return
-            st["meta"], st["chunks"][0] = meta, meta.first_mags
-            n_pairs, first = meta.n_frames - 1, len(meta.first_mags)
-            starts = list(range(first, n_pairs, self.chunk_pairs))
-            st["missing"] = len(starts)
-            for s in starts:
-                self.pending[self.chunk.remote(st["frames"], s, min(s + self.chunk_pairs, n_pairs),
-                                               self.protocol.flow, meta.full_width)] = (i, "chunk", s)
         else:
             mags, seconds = value
-            st["chunks"][start] = mags
-            st["missing"] -= 1
-            st["seconds"] += seconds
+            clip.add_chunk(start, mags, seconds)
         yield from self._try_finish(i)
 
     def _try_finish(self, i: int) -> Iterator[AVAlignResult]:
-        st = self.state[i]
-        if not st["done"] and st["meta"] is not None and st["audio"] is not None and st["missing"] == 0:
-            meta = st["meta"]
-            mags = np.concatenate([st["chunks"][s] for s in sorted(st["chunks"])])
+        clip = self.clips[i]
+        if clip.ready:
+            result = clip.finish(self.variant, self.protocol, self.empty_score)
             self._release(i)
-            yield assemble(self.jobs[i].video, st["audio_path"], self.variant, meta.fps, meta.n_frames, mags,
-                           st["audio"], protocol=self.protocol, frame_shape=meta.frame_shape,
-                           empty_score=self.empty_score, seconds=st["seconds"])
+            yield result
 
     def _fail(self, i: int, reason: str) -> AVAlignResult:
+        result = self.clips[i].fail(self.variant, self.protocol, reason)
         self._release(i)
-        return error_result(self.jobs[i].video, self.state[i]["audio_path"], self.variant, reason, self.protocol)
+        return result
 
     def _release(self, i: int) -> None:
-        st = self.state[i]
-        st["done"] = True
-        st["chunks"], st["frames"] = {}, None
-        for ref, (j, _, _) in list(self.pending.items()):
+        for ref, (j, _) in list(self.pending.items()):
             if j == i:
                 self.ray.cancel(ref, force=False)
                 del self.pending[ref]

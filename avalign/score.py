@@ -16,7 +16,8 @@ from typing import Any, Literal
 import numpy as np
 
 from . import core
-from .media import MediaError, read_audio, read_video_for_flow, sibling_wav, to_mono_resampled
+from .io import MediaError, read_audio, sibling_wav, to_mono_resampled
+from .readers import read_video_for_flow
 from .protocol import NATIVE, Protocol, conform, cut_audio
 from .variants import DEFAULT_VARIANT, Variant, get_variant
 

@@ -30,10 +30,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import core
-from .media import read_audio
+from .io import JsonlWriter, atomic_path, lock_output, read_audio, read_jsonl
 from .parallel import Job, score_files
 from .protocol import Protocol
-from .records import JsonlWriter, read_jsonl
 from .score import AVAlignResult, analyze_audio, resolve_audio
 from .stats import bootstrap_ci
 from .variants import Variant, get_variant
@@ -105,14 +104,15 @@ def short_side_size(shape: Sequence[int], side: int) -> tuple[int, int]:
 
 def reencode(video: str, crf: int, out: Path) -> Path:
     """``video`` re-encoded with H.264 at ``crf`` (PyAV), at its own rate and size (even sizes)."""
-    from .media import read_video_frames, write_video
+    from .io import read_video_frames, write_video
 
     if out.exists():
         return out
     frames, fps = read_video_frames(video)
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    tmp = write_video(out.with_suffix(".partial.mp4"), frames[:, :h, :w], fps, crf=crf)
-    return tmp.replace(out)
+    with atomic_path(out) as tmp:
+        write_video(tmp, frames[:, :h, :w], fps, crf=crf)
+    return out
 
 
 def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudySettings = StudySettings(), *,
@@ -138,75 +138,76 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     variant = get_variant(variant)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows_path = out / "study.jsonl"
-    done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
-    videos = [os.path.abspath(p) for p in paths]
-    run = dict(workers=workers, executor=executor, address=address)
+    with lock_output(out):  # one live study per folder (else LockedError: one line)
+        rows_path = out / "study.jsonl"
+        done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
+        videos = [os.path.abspath(p) for p in paths]
+        run = dict(workers=workers, executor=executor, address=address)
 
-    def todo(factor, value):
-        return [v for v in videos if (v, factor, str(value)) not in done]
+        def todo(factor, value):
+            return [v for v in videos if (v, factor, str(value)) not in done]
 
-    with JsonlWriter(rows_path) as writer:
-        def emit(rows):
-            for r in rows:
-                if (r["clip"], r["factor"], str(r["value"])) not in done:
-                    writer.write(r)
-                    done.add((r["clip"], r["factor"], str(r["value"])))
-            if progress:
-                progress()
+        with JsonlWriter(rows_path) as writer:
+            def emit(rows):
+                for r in rows:
+                    if (r["clip"], r["factor"], str(r["value"])) not in done:
+                        writer.write(r)
+                        done.add((r["clip"], r["factor"], str(r["value"])))
+                if progress:
+                    progress()
 
-        # the unchanged clips (offset 0), then every offset from their video peaks
-        bases: dict[str, AVAlignResult] = {}
-        wanted = range(-settings.offsets, settings.offsets + 1) if "offset" in settings.factors else [0]
-        need_base = [v for v in videos if any((v, "offset", str(k)) not in done for k in wanted)]
-        for r in score_files(need_base, variant, protocol=protocol or Protocol(), **run):
-            bases[r.video] = r
-            emit(offset_rows(r, variant, settings.offsets) if r.status != "error" and "offset" in settings.factors
-                 else [_row(r.video, "offset", 0, r)])
-        conditions: list[tuple[str, object, Protocol | None]] = []
-        if "fps" in settings.factors:
-            conditions += [("fps", f, Protocol(fps=f)) for f in settings.fps]
-        if "flow" in settings.factors:
-            conditions += [("flow", m, Protocol(flow=m)) for m in settings.flow if m != core.DEFAULT_FLOW]
-        for factor, value, protocol in conditions:
-            emit(_row(r.video, factor, value, r) for r in score_files(todo(factor, value), variant, protocol=protocol,
-                                                                      **run))
-        # the unchanged clip is also the "native" value of fps and size and the exact flow mode
-        copies = [(f, "native") for f in ("fps", "size") if f in settings.factors]
-        if "flow" in settings.factors and core.DEFAULT_FLOW in settings.flow:
-            copies.append(("flow", core.DEFAULT_FLOW))
-        unchanged = [r for r in read_jsonl(rows_path) if r["factor"] == "offset" and r["value"] == 0
-                     and r["clip"] in videos]
-        for factor, value in copies:
-            emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
-                      n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
-        if "size" in settings.factors:
-            shapes = _shapes(videos, bases)
-            for side in settings.sizes:
-                groups: dict[tuple[int, int], list[str]] = {}
-                for v in todo("size", side):
-                    if v in shapes:
-                        groups.setdefault(short_side_size(shapes[v], side), []).append(v)
-                for (w, h), group in sorted(groups.items()):
-                    emit(_row(r.video, "size", side, r) for r in score_files(group, variant, protocol=Protocol(
-                        width=w, height=h), **run))
-        if "crf" in settings.factors:
-            work = out / "work"
-            work.mkdir(exist_ok=True)
-            for crf in settings.crf:
-                jobs, back = [], {}
-                for i, v in enumerate(todo("crf", crf)):
-                    try:
-                        encoded = reencode(v, crf, work / f"crf{crf}_{i:05d}_{Path(v).stem}.mp4")
-                    except Exception:  # a clip that cannot be read: its row says so
-                        emit([_row(v, "crf", crf, status="error")])
-                        continue
-                    jobs.append(Job(str(encoded), resolve_audio(v) or v))
-                    back[str(encoded)] = v
-                emit(_row(back[r.video], "crf", crf, r) for r in score_files(jobs, variant, **run))
-    rows = read_jsonl(rows_path)
-    write_summary(rows, out / "study.csv")
-    plot_study(rows, out)
+            # the unchanged clips (offset 0), then every offset from their video peaks
+            bases: dict[str, AVAlignResult] = {}
+            wanted = range(-settings.offsets, settings.offsets + 1) if "offset" in settings.factors else [0]
+            need_base = [v for v in videos if any((v, "offset", str(k)) not in done for k in wanted)]
+            for r in score_files(need_base, variant, protocol=protocol or Protocol(), **run):
+                bases[r.video] = r
+                emit(offset_rows(r, variant, settings.offsets) if r.status != "error" and "offset" in settings.factors
+                     else [_row(r.video, "offset", 0, r)])
+            conditions: list[tuple[str, object, Protocol | None]] = []
+            if "fps" in settings.factors:
+                conditions += [("fps", f, Protocol(fps=f)) for f in settings.fps]
+            if "flow" in settings.factors:
+                conditions += [("flow", m, Protocol(flow=m)) for m in settings.flow if m != core.DEFAULT_FLOW]
+            for factor, value, protocol in conditions:
+                emit(_row(r.video, factor, value, r) for r in score_files(todo(factor, value), variant, protocol=protocol,
+                                                                          **run))
+            # the unchanged clip is also the "native" value of fps and size and the exact flow mode
+            copies = [(f, "native") for f in ("fps", "size") if f in settings.factors]
+            if "flow" in settings.factors and core.DEFAULT_FLOW in settings.flow:
+                copies.append(("flow", core.DEFAULT_FLOW))
+            unchanged = [r for r in read_jsonl(rows_path) if r["factor"] == "offset" and r["value"] == 0
+                         and r["clip"] in videos]
+            for factor, value in copies:
+                emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
+                          n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
+            if "size" in settings.factors:
+                shapes = _shapes(videos, bases)
+                for side in settings.sizes:
+                    groups: dict[tuple[int, int], list[str]] = {}
+                    for v in todo("size", side):
+                        if v in shapes:
+                            groups.setdefault(short_side_size(shapes[v], side), []).append(v)
+                    for (w, h), group in sorted(groups.items()):
+                        emit(_row(r.video, "size", side, r) for r in score_files(group, variant, protocol=Protocol(
+                            width=w, height=h), **run))
+            if "crf" in settings.factors:
+                work = out / "work"
+                work.mkdir(exist_ok=True)
+                for crf in settings.crf:
+                    jobs, back = [], {}
+                    for i, v in enumerate(todo("crf", crf)):
+                        try:
+                            encoded = reencode(v, crf, work / f"crf{crf}_{i:05d}_{Path(v).stem}.mp4")
+                        except Exception:  # a clip that cannot be read: its row says so
+                            emit([_row(v, "crf", crf, status="error")])
+                            continue
+                        jobs.append(Job(str(encoded), resolve_audio(v) or v))
+                        back[str(encoded)] = v
+                    emit(_row(back[r.video], "crf", crf, r) for r in score_files(jobs, variant, **run))
+        rows = read_jsonl(rows_path)
+        write_summary(rows, out / "study.csv")
+        plot_study(rows, out)
     return rows
 
 
@@ -214,13 +215,13 @@ def _shapes(videos: list[str], bases: dict[str, AVAlignResult]) -> dict[str, tup
     """(H, W) of each clip: from this run's base results, else probed."""
     import cv2
 
-    from .media import _capture
+    from .io import open_capture
 
     shapes = {v: tuple(r.frame_shape[:2]) for v, r in bases.items() if r.frame_shape}
     for v in videos:
         if v not in shapes:
             try:
-                with _capture(v) as (cap, _):
+                with open_capture(v) as (cap, _):
                     shapes[v] = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
             except Exception:
                 continue
@@ -259,14 +260,12 @@ def _order(value) -> tuple:
 
 def write_summary(rows: Sequence[dict], path: Path) -> list[dict]:
     table = summary_rows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["factor"])
         writer.writeheader()
         for r in table:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
                                  f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
     return table
 
 

@@ -17,7 +17,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from avalign.media import load_audio, probe_video, read_video_frames, write_clip
+from avalign.io import load_audio, probe_video, read_video_frames, write_clip
+from tempotokens.defaults import AUTHORS
 from tempotokens.data.datasets import ClipInfo
 
 
@@ -25,12 +26,12 @@ from tempotokens.data.datasets import ClipInfo
 class GenerationSettings:
     """What every generating method shares (and the span every method's clip covers)."""
 
-    num_frames: int = 24
-    fps: float = 12.0
-    height: int = 384
-    width: int = 384
-    steps: int = 25
-    guidance: float = 25.0
+    num_frames: int = AUTHORS.num_frames
+    fps: float = AUTHORS.fps
+    height: int = AUTHORS.height
+    width: int = AUTHORS.width
+    steps: int = AUTHORS.steps
+    guidance: float = AUTHORS.guidance
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from avalign.media import write_clip
+from avalign.io import write_clip
 from tempotokens.data.datasets import ClipInfo
 
 from . import Output, RunContext, audio_span

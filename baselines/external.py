@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avalign.media import MediaError, write_wav
+from avalign.io import MediaError, atomic_path, write_wav
 from tempotokens.data.datasets import ClipInfo
 
 from . import Output, RunContext, audio_span
@@ -40,5 +40,7 @@ class External:
         if self.own_audio:
             return Output(video)
         audio, sr = audio_span(clip, ctx.settings.duration_s)
-        wav = write_wav(out_mp4.with_suffix(".partial.wav"), audio, sr)
-        return Output(video, wav.replace(out_mp4.with_suffix(".wav")))
+        wav = out_mp4.with_suffix(".wav")
+        with atomic_path(wav) as tmp:
+            write_wav(tmp, audio, sr)
+        return Output(video, wav)

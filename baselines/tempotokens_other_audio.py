@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from avalign.media import write_wav
+from avalign.io import atomic_path, write_wav
 from tempotokens.data.datasets import ClipInfo
 
 from . import Output, RunContext, audio_span
@@ -43,10 +43,9 @@ class TempoTokensOtherAudio:
         ids = [c.clip_id for c in ctx.clips]
         donor = ctx.clips[derangement(len(ids), ctx.settings.seed)[ids.index(clip.clip_id)]]
         audio, sr = audio_span(donor, ctx.settings.duration_s)
-        out_mp4.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_mp4.with_name(f".{out_mp4.name}.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(out_mp4)
         wav = out_mp4.with_suffix(".wav")
-        write_wav(wav, audio, sr)
+        with atomic_path(wav) as tmp:  # the wav first: an mp4 that exists has its wav
+            write_wav(tmp, audio, sr)
+        with atomic_path(out_mp4) as tmp:
+            shutil.copyfile(source, tmp)
         return Output(out_mp4, wav)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from avalign.records import JsonlWriter, read_jsonl
+from avalign.io import JsonlWriter, read_jsonl
+from avalign.runctl import ignore_interrupts
 from baselines import GenerationSettings, RunContext, get_method
 from tempotokens.data.datasets import ClipInfo
 
@@ -154,11 +155,26 @@ def method_source(method) -> str | None:
     return str(Path(folder).resolve()) if folder is not None else None
 
 
+def _child(job: MethodJob) -> None:
+    ignore_interrupts()  # Ctrl-C reaches the whole group: the parent decides, and terminates this process
+    run_method(job)
+
+
 def run_isolated(job: MethodJob) -> None:
-    """:func:`run_method` in a fresh process; clips it left without a record (it died) become errors."""
-    process = mp.get_context("spawn").Process(target=run_method, args=(job,), name=f"generate-{job.method}")
+    """:func:`run_method` in a fresh process; clips it left without a record (it died) become errors.
+    On Ctrl-C or SIGTERM the process is terminated at once (its finished clips and records are kept;
+    the clip in flight was being written under a temporary name) and the interrupt goes on up."""
+    process = mp.get_context("spawn").Process(target=_child, args=(job,), name=f"generate-{job.method}")
     process.start()
-    process.join()
+    try:
+        process.join()
+    except BaseException:
+        process.terminate()
+        process.join(3.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+        raise
     if process.exitcode == 0:
         return
     written = {r["clip_id"] for r in read_jsonl(job.run_dir / f"generate-{job.rank}.jsonl")

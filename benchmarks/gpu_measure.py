@@ -103,7 +103,7 @@ def setup(group: str, dry_run: bool) -> dict:
     if group == "metrics":
         import tempfile
 
-        from benchmarks.metrics.testing import make_full_size_weights, make_tiny_weights
+        from tests.fixtures.weights import make_full_size_weights, make_tiny_weights
 
         folder = Path(tempfile.mkdtemp(prefix="gpu-check-weights-"))
         weights = make_tiny_weights(folder) if dry_run else make_full_size_weights(folder)

@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
@@ -36,11 +37,13 @@ import numpy as np
 
 from avalign import DEFAULT_VARIANT, VARIANTS, Protocol
 from avalign.core import FLOW_MODES
-from avalign.records import JsonlWriter, read_jsonl
+from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
+from avalign.io import JsonlWriter, RunLock, read_jsonl, write_json_atomic
+from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from baselines import ALL_METHODS, GenerationSettings, get_method
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 from tempotokens.toy import SHIPPED as TOY_MODEL
-from tempotokens.toy import TOY_GENERATION
+from tempotokens.defaults import AUTHORS, TOY, is_toy_sized
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .metrics.weights import WeightsError
@@ -57,23 +60,19 @@ STAGES = ("generate", "score", "metrics", "summarize")
 #: real model (the authors').  The toy runs at the authors' time scale (24 frames at 12 fps): at 8 fps a
 #: frame lasts 125 ms, longer than the synthetic clips' ~100 ms jolts, and the ground truth itself
 #: loses matches.  The random tiny model (``--model tiny``) is run with the same settings.
-TINY_DEFAULTS = dict(TOY_GENERATION)
-REAL_DEFAULTS = dict(num_frames=24, fps=12.0, height=384, width=384, steps=25, guidance=25.0)
-
-
-class UsageError(ValueError):
-    """Bad input: one line, exit status 2."""
+TINY_DEFAULTS = TOY.as_dict()
+REAL_DEFAULTS = AUTHORS.as_dict()
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="synthetic", choices=DATASETS,
                    help="folder: any folder of mp4s (sibling wav or own track, optional <name>.txt captions)")
     p.add_argument("--data-root", help="dataset folder (synthetic: made on the fly if absent)")
     p.add_argument("--methods", default=",".join(ALL_METHODS),
                    help="comma-separated: " + ", ".join(ALL_METHODS) + ", external:DIR, external:DIR:own-audio")
-    p.add_argument("--num-clips", type=int, default=None, help="first N test clips (default: all)")
+    p.add_argument("--num-clips", type=int, default=None, metavar="N", help="first N test clips (default: all)")
     p.add_argument("--out", help="run folder (default runs/<dataset>)")
     p.add_argument("--model", help="model folder; 'tiny': the random tiny model (made if absent); default: the "
                                    "shipped toy model trained on the synthetic clips (tempotokens/toy_model), while "
@@ -86,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: CPU count)")
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="where clips are scored: local processes, or Ray tasks (RAY_ADDRESS or a local cluster)")
-    for name, kind in (("num-frames", int), ("fps", float), ("height", int), ("width", int), ("steps", int),
-                       ("guidance", float)):
-        p.add_argument(f"--{name}", type=kind, default=None, help="generation setting (default: by model)")
+    p.add_argument("--num-frames", type=int, metavar="N", help="frames generated per clip (default: by model)")
+    p.add_argument("--fps", type=float, metavar="F", help="frames per second generated (default: by model)")
+    p.add_argument("--size", metavar="WxH", help="pixels generated, width x height (default: by model)")
+    p.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: by model)")
+    p.add_argument("--guidance", type=float, metavar="G", help="classifier-free guidance scale (default: by model)")
     p.add_argument("--protocol", default="generation", choices=("generation", "native"),
                    help="generation: score every clip at the generation fps, size and span; native: at each "
                         "clip's own fps and size (the paper's way for ground truth)")
@@ -100,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="av_align",
                    help="comma-separated: av_align, fvd, is, clipsim (fvd/is/clipsim need --weights)")
     p.add_argument("--weights", help="folder with the metric weight files (README: Weights)")
-    p.add_argument("--fvd-protocol", default="styleganv", choices=("styleganv", "videogpt"), help="FVD lineage")
-    p.add_argument("--fvd-frames", type=int, default=16, help="frames per clip for FVD")
+    p.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
+                   help="FVD's published computation (README: FVD lineages)")
+    p.add_argument("--metric-frames", type=int, default=16, metavar="N", help="frames per clip fed to FVD")
     p.add_argument("--clipsim-template", default="{label}", help="text each clip's dataset label is put through")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
     p.add_argument("--study", action="store_true",
@@ -120,7 +122,10 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     local = int(os.environ.get("LOCAL_RANK", 0))
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         device = f"cuda:{local}"
-    values = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
+    size = parse_size(args.size)
+    given = {"num_frames": args.num_frames, "fps": args.fps, "steps": args.steps, "guidance": args.guidance,
+             "width": size[0] if size else None, "height": size[1] if size else None}
+    values = {k: given[k] if given[k] is not None else v for k, v in defaults.items()}
     settings = GenerationSettings(**values, seed=args.seed, device=device,
                                   dtype=args.dtype or ("float16" if device.startswith("cuda") else "float32"),
                                   model=str(model), beats=args.beats, adaptor=args.adaptor)
@@ -143,15 +148,6 @@ def default_model(name: str | None) -> Path:
         print(f"benchmarks.run: note: no shipped toy model in {TOY_MODEL}; using the random tiny model "
               f"({TINY_MODEL})", file=sys.stderr)
     return TINY_MODEL
-
-
-def is_toy_sized(model: Path) -> bool:
-    """True for a model folder made at the toy's size (``default_size`` 32x32 in ``model_index.json``: the
-    tiny model, a toy build): it gets the toy's generation settings, not the authors'."""
-    try:
-        return json.loads((model / "model_index.json").read_text()).get("default_size") == [32, 32]
-    except (OSError, ValueError):
-        return False
 
 
 def protocol_for(name: str, s: GenerationSettings, flow: str = "farneback") -> Protocol:
@@ -211,10 +207,11 @@ def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
                 key = (os.path.abspath(r["video"]), resolve_audio(os.path.abspath(r["video"]), r.get("audio")))
                 waiting.setdefault(key, []).append(r)
         jobs = [Job(video, audio) for video, audio in waiting]  # a result names the audio it used
-        for result in score_files(jobs, variant, protocol=protocol, workers=workers, executor=executor):
-            for r in waiting.pop((os.path.abspath(result.video), result.audio)):
-                out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
-                           "avalign": result.to_record(envelope=True)})
+        with closing(score_files(jobs, variant, protocol=protocol, workers=workers, executor=executor)) as results:
+            for result in results:  # closing: an interrupt ends the workers at once
+                for r in waiting.pop((os.path.abspath(result.video), result.audio)):
+                    out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
+                               "avalign": result.to_record(envelope=True)})
 
 
 def stage_study(run_dir: Path, protocol: Protocol, variant: str, workers: int | None, executor: str) -> None:
@@ -280,9 +277,7 @@ def write_env(run_dir: Path, config: dict) -> None:
            "transformers": transformers.__version__, "opencv": cv2.__version__, "librosa": librosa.__version__,
            "numpy": np.__version__, "device": device, "device_name": name, "cpu_count": os.cpu_count(),
            "git_commit": commit, **config}
-    tmp = run_dir / "env.json.tmp"
-    tmp.write_text(json.dumps(env, indent=1, default=str))
-    os.replace(tmp, run_dir / "env.json")
+    write_json_atomic(run_dir / "env.json", env, default=str)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,7 +288,7 @@ def prepare(args: argparse.Namespace, rank: int):
     s = settings
     for ok, what in ((s.num_frames >= 2, f"--num-frames must be at least 2, got {s.num_frames}"),
                      (s.fps > 0, f"--fps must be positive, got {s.fps}"),
-                     (s.height >= 8 and s.width >= 8, f"--height and --width must be at least 8, got {s.height}x{s.width}"),
+                     (s.height >= 8 and s.width >= 8, f"--size must be at least 8x8, got {s.width}x{s.height}"),
                      (s.steps >= 1, f"--steps must be at least 1, got {s.steps}"),
                      (s.guidance >= 0, f"--guidance must not be negative, got {s.guidance}"),
                      (args.num_clips is None or args.num_clips >= 1, f"--num-clips must be at least 1, got {args.num_clips}"),
@@ -309,10 +304,12 @@ def prepare(args: argparse.Namespace, rank: int):
 
     args.metric_names = parse_metrics(args.metrics)
     # a missing or wrong weight file fails before anything is generated
-    check(args.weights, [{"fvd": args.fvd_protocol, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
+    if args.study and "score" not in stages:
+        raise UsageError("--study scores the ground-truth clips: it needs the score stage in --stages")
+    check(args.weights, [{"fvd": args.lineage, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
                          if m != "av_align"])
-    if args.fvd_frames < 10:
-        raise UsageError(f"--fvd-frames must be at least 10 (I3D's temporal pooling), got {args.fvd_frames}")
+    if args.metric_frames < 10:
+        raise UsageError(f"--metric-frames must be at least 10 (I3D's temporal pooling), got {args.metric_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise UsageError("--methods is empty")
@@ -349,16 +346,26 @@ def prepare(args: argparse.Namespace, rank: int):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (:mod:`avalign.runctl`): 0 every clip done, 1 some clip
+    failed (generation or scoring; every other clip written), 2 usage or fatal errors (one line),
+    130 after SIGINT, 143 after SIGTERM (what was finished is kept; a rerun resumes)."""
     args = build_parser().parse_args(argv)
+    return run_cli("benchmarks.run", lambda: _run(args), fatal=(DatasetError, RunFolderError, WeightsError, ValueError))
+
+
+def _run(args: argparse.Namespace) -> int:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    try:
-        settings, root, run_dir, stages, methods, names, reference, clips = prepare(args, rank)
-        protocol = protocol_for(args.protocol, settings, args.flow)
-        ident = identity(args, settings, root, clips, protocol)
+    settings, root, run_dir, stages, methods, names, reference, clips = prepare(args, rank)
+    protocol = protocol_for(args.protocol, settings, args.flow)
+    ident = identity(args, settings, root, clips, protocol)
+    with RunLock(run_dir / f".lock-{rank}", what=run_dir):  # one live run (per rank) per folder
         digest = claim(run_dir, ident, rank)
-    except (UsageError, DatasetError, RunFolderError, WeightsError, ValueError) as exc:
-        print(f"benchmarks.run: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return _stages(args, rank, world, settings, run_dir, stages, methods, names, reference, clips, protocol,
+                       ident, digest)
+
+
+def _stages(args, rank, world, settings, run_dir, stages, methods, names, reference, clips, protocol, ident,
+            digest) -> int:
     print(f"benchmarks.run: {len(clips)} clips x {len(methods)} methods into {run_dir}; protocol {protocol.label}; "
           f"AV-Align variant {args.variant}; settings {digest}", file=sys.stderr)
     token = hashlib.sha1(json.dumps([digest, names]).encode()).hexdigest()[:10]
@@ -367,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        retry_errors=args.retry_errors)
         (run_dir / f".done-{token}-{rank}").touch()
     if rank != 0:
-        return 0
+        return failed_status(run_dir, names, rank)
     wait_for_ranks(run_dir, token, world if "generate" in stages else 0)
     if "score" in stages and "av_align" in args.metric_names:
         stage_score(run_dir, protocol, args.variant, args.workers, retry_errors=args.retry_errors,
@@ -375,14 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "metrics" in stages:
         from .metrics.stage import stage_metrics
 
-        try:
-            stage_metrics(run_dir, latest(read_all(run_dir, "generate-*.jsonl")), clips, protocol, args.metric_names,
-                          args.weights, fvd_protocol=args.fvd_protocol, num_frames=args.fvd_frames,
-                          template=args.clipsim_template, device=settings.device)
-        except WeightsError as exc:
-            print(f"benchmarks.run: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 2
-    if args.study and "score" in stages:
+        stage_metrics(run_dir, latest(read_all(run_dir, "generate-*.jsonl")), clips, protocol, args.metric_names,
+                      args.weights, fvd_lineage=args.lineage, num_frames=args.metric_frames,
+                      template=args.clipsim_template, device=settings.device)
+    if args.study:
         stage_study(run_dir, protocol, args.variant, args.workers, args.executor)
     if "summarize" in stages:
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
@@ -390,13 +393,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
                             "protocol": protocol.to_record(), "protocol_label": protocol.label,
                             "variant": args.variant, "reference_method": rows[0]["reference"] if rows else None,
-                            "metrics": args.metric_names, "fvd_protocol": args.fvd_protocol,
-                            "fvd_frames": args.fvd_frames, "clipsim_template": args.clipsim_template,
+                            "metrics": args.metric_names, "lineage": args.lineage,
+                            "metric_frames": args.metric_frames, "clipsim_template": args.clipsim_template,
                             "methods": [r["method"] for r in rows], "methods_run_last": names,
                             "world_size": world, "args": vars(args)})
         print_table(rows)
         print(f"summary: {run_dir / 'summary.csv'}")
-    return 0
+    return failed_status(run_dir, names, None)
+
+
+def failed_status(run_dir: Path, names: Sequence[str], rank: int | None) -> int:
+    """1 when a clip of the methods ``names`` failed: its newest generation record is an error, or
+    the score record of that same attempt is (of ``rank``'s generation file, or of every file and
+    the scores); else 0."""
+    pattern = "generate-*.jsonl" if rank is None else f"generate-{rank}.jsonl"
+    generated = {k: r for k, r in latest(read_all(run_dir, pattern)).items() if k[0] in names}
+    scored = latest(read_jsonl(run_dir / "records.jsonl")) if rank is None else {}
+    failed = sum(1 for k, g in generated.items() if g.get("status") == "error" or (
+        k in scored and scored[k].get("attempt") == g.get("attempt") and scored[k].get("status") == "error"))
+    if failed:
+        print(f"benchmarks.run: {failed} clips failed (the others are written); rerun with --retry-errors "
+              "to redo them", file=sys.stderr)
+    return EXIT_ITEM_ERROR if failed else EXIT_OK
 
 
 if __name__ == "__main__":

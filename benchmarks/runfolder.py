@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from avalign.records import read_jsonl
+from avalign.io import read_jsonl, write_json_atomic
 
 SETTINGS_FILE = "settings.json"
 
@@ -61,9 +60,7 @@ def claim(run_dir: Path, identity: dict[str, Any], rank: int = 0) -> str:
     if any(run_dir.glob("*.jsonl")):
         raise RunFolderError(f"{run_dir}: holds records without {SETTINGS_FILE} (an older run); use another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{SETTINGS_FILE}.{rank}.tmp"
-    tmp.write_text(json.dumps({"hash": digest, "settings": identity}, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json_atomic(path, {"hash": digest, "settings": identity}, default=str)
     return digest
 
 

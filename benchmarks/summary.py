@@ -4,7 +4,7 @@
 undefined clips), every row is also compared with a reference method *on the clips both scored*:
 ``n_paired``, the mean paired difference ``delta`` (this method minus the reference) and its seeded
 95% paired bootstrap interval.  The video-quality metrics (``--metrics fvd,is,clipsim``) come from
-``metrics.jsonl``: ``fvd`` (with ``fvd_n`` clips per side and ``fvd_protocol``), ``is`` and ``is_std``,
+``metrics.jsonl``: ``fvd`` (with ``fvd_n`` clips per side and ``fvd_lineage``), ``is`` and ``is_std``,
 ``clipsim`` and its interval; a metric not run, or run on clips since regenerated, is empty ("—").
 Resource figures are those of generating methods only (None, shown
 as "—", for rows that copy real clips).
@@ -13,16 +13,16 @@ as "—", for rows that copy real clips).
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from avalign.io import atomic_path
 from avalign.stats import bootstrap_ci, summarize
 
 COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "n_scored", "av_align",
-           "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n", "fvd_protocol", "is", "is_std", "is_n", "clipsim",
+           "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n", "fvd_lineage", "is", "is_std", "is_n", "clipsim",
            "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
            "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s",
            "clips_per_hour", "device")
@@ -59,7 +59,7 @@ def metric_columns(method: str, metrics: dict | None, generated: dict | None) ->
             continue
         out[metric] = float(r["value"])
         if metric == "fvd":
-            out.update(fvd_n=r["n"], fvd_protocol=f"{r['fvd_protocol']}, {r['frames_per_clip']} frames")
+            out.update(fvd_n=r["n"], fvd_lineage=f"{r['fvd_lineage']}, {r['frames_per_clip']} frames")
         elif metric == "is":
             out.update(is_std=r["std"], is_n=r["n"])
         else:
@@ -117,14 +117,12 @@ def resource_figures(records: Sequence[dict], loads: Sequence[dict]) -> dict[str
 def write_summary(path: Path, rows: Sequence[dict]) -> None:
     """``summary.csv`` (atomically): floats to 6 significant digits; None and NaN (no value: no
     scored clip, no paired clip, not a generating method) as an empty cell."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
                              (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
 
 
 def print_table(rows: Sequence[dict]) -> None:

@@ -12,22 +12,32 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from avalign.records import read_jsonl
+from avalign.flags import HelpFormatter, run_cli
+from avalign.io import read_jsonl, write_text_atomic
 from benchmarks.runfolder import latest, read_all
 
 from .plots import how, plot_av_align, plot_distribution, plot_filmstrip, plot_profile, plot_time_memory, plot_timelines
 from .tables import caption, groups, read_summary, write_tables
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reports", formatter_class=HelpFormatter,
                                      description="Tables (CSV, Markdown, LaTeX) and PNG plots from benchmark runs.")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by python -m benchmarks.run")
     parser.add_argument("--out", help="report folder (default: RUN_DIR/report for one run, else runs/report)")
     parser.add_argument("--timelines", type=int, default=2, help="alignment timelines per method and run")
     parser.add_argument("--filmstrips", type=int, default=2,
                         help="clips per run drawn as every method made them (frames over their timelines)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0, or 2 for a folder that is not a finished run)."""
+    args = build_parser().parse_args(argv)
+    return run_cli("reports", lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
 
     rows, runs = [], []
     for run in map(Path, args.runs):
@@ -90,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"Tables: [CSV]({rel(tables['csv'])}), [Markdown]({rel(tables['md'])}), [LaTeX]({rel(tables['tex'])})", ""]
     index += [f"![{p.stem}]({rel(p)})" for p in figures]
     index += ["", "## Alignment timelines", ""] + [f"- [{p.stem}]({rel(p)})" for p in timelines]
-    (out / "index.md").write_text("\n".join(index) + "\n")
+    write_text_atomic(out / "index.md", "\n".join(index) + "\n")
     print(f"report: {out / 'index.md'}")
     return 0
 

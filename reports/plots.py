@@ -232,7 +232,7 @@ def plot_filmstrip(records: Sequence[dict], order: Sequence[str], clip_id: str, 
     """
     from avalign import AVAlignResult
     from avalign.core import ONSET_HOP
-    from avalign.media import read_video_rgb
+    from avalign.readers import read_video_rgb
 
     rows = []
     for m in order:

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from avalign.io import atomic_path, write_text_atomic
+
 DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
 COLUMNS = (
@@ -118,7 +120,7 @@ def caption(group: tuple[str, str, str], rows: Sequence[dict]) -> str:
     mine = [r for r in rows if (r["dataset"], r["protocol"], r["variant"]) == group]
     refs = {r.get("reference") or "" for r in mine} - {""}
     ref = f"; Δ: paired difference to {', '.join(sorted(refs))} (95% paired bootstrap; † excludes 0)" if refs else ""
-    fvds = {r.get("fvd_protocol") or "" for r in mine} - {""}
+    fvds = {r.get("fvd_lineage") or "" for r in mine} - {""}
     fvd = f"; FVD: {', '.join(sorted(fvds))} vs the same clips' ground truth" if fvds else ""
     return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}{fvd}"
 
@@ -129,10 +131,10 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
     bold = best_cells(rows)
     paths = {"csv": out / "table.csv", "md": out / "table.md", "tex": out / "table.tex"}
 
-    with open(paths["csv"], "w", newline="") as f:
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         keys = ["dataset", "protocol", "variant", "reference"] + [k for k, _, _ in COLUMNS if not k.endswith("_ci")] + \
                ["av_align_ci_low", "av_align_ci_high", "is_std", "is_n", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n",
-                "fvd_protocol", "delta_ci_low", "delta_ci_high", "frames_per_s"]
+                "fvd_lineage", "delta_ci_low", "delta_ci_high", "frames_per_s"]
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows)
@@ -146,7 +148,7 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
                 cells = [f"**{_fmt(k, r)}**" if (i, k) in bold else _fmt(k, r) for k, _, _ in COLUMNS]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
-    paths["md"].write_text("\n".join(md))
+    write_text_atomic(paths["md"], "\n".join(md))
 
     def tex(s: str) -> str:
         return (s.replace("_", r"\_").replace("%", r"\%").replace("Δ", r"$\Delta$").replace("†", r"$^\dagger$")
@@ -162,5 +164,5 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
                 cells = [rf"\textbf{{{tex(_fmt(k, r))}}}" if (i, k) in bold else tex(_fmt(k, r)) for k, _, _ in COLUMNS]
                 lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
-    paths["tex"].write_text("\n".join(lines))
+    write_text_atomic(paths["tex"], "\n".join(lines))
     return paths

@@ -24,6 +24,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .quiet import install as _quiet_empty_fp32_notice
+
+_quiet_empty_fp32_notice()
+
 LOCAL_RADII = (1, 2, 4, 8)
 
 

@@ -23,6 +23,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .quiet import install as _quiet_empty_fp32_notice
+
+_quiet_empty_fp32_notice()
+
 SAMPLE_RATE = 16000
 FBANK_MEAN, FBANK_STD = 15.41663, 6.55582
 N_MELS, WIN, HOP = 128, 400, 160

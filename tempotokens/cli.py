@@ -1,34 +1,31 @@
 """``python -m tempotokens``: ``make-tiny DIR``, ``toy OUT``, ``fit-vae``, ``probe`` and ``generate``.
 
 Bad input (missing or unreadable audio, neither audio nor prompt, a folder that is not a model)
-gets one line on stderr and exit status 2.
+gets one line on stderr and exit status 2; Ctrl-C and SIGTERM end with 130 and 143, keeping the
+finished checkpoints (:mod:`avalign.runctl`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-EXIT_OK, EXIT_USAGE = 0, 2
-
-
-class UsageError(Exception):
-    """Reported on one line; exit status 2."""
+from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
+from avalign.runctl import EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported: the statuses)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tempotokens", description="TempoTokens audio-to-video generation.")
+    parser = argparse.ArgumentParser(prog="python -m tempotokens", description="TempoTokens audio-to-video generation.",
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    tiny = sub.add_parser("make-tiny", help="write a tiny random-weight model folder",
+    tiny = sub.add_parser("make-tiny", formatter_class=HelpFormatter, help="write a tiny random-weight model folder",
                           description="Write a complete tiny random-weight model (no download) usable as --model.")
     tiny.add_argument("dir", help="output folder")
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
 
-    toy = sub.add_parser("toy", help="train the toy model on the synthetic clips (make toy)",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    toy = sub.add_parser("toy", formatter_class=HelpFormatter, help="train the toy model on the synthetic clips (make toy)",
                          description="Run (or resume) the toy recipe into OUT: data, VAE, text-to-video backbone, "
                                      "adaptor, fp16 export in OUT/model (see tempotokens.toy).")
     toy.add_argument("out", help="build folder (never the shipped tempotokens/toy_model)")
@@ -39,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--install", action="store_true",
                      help="afterwards, copy OUT/model over the shipped tempotokens/toy_model (explicit step)")
 
-    vae = sub.add_parser("fit-vae", help="fit a model folder's VAE on a folder of clips",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    vae = sub.add_parser("fit-vae", formatter_class=HelpFormatter, help="fit a model folder's VAE on a folder of clips",
                          description="Train the VAE of MODEL on single frames of the training clips of DATA_ROOT; "
                                      "writes OUT/vae (resumes from OUT's last checkpoint).")
     vae.add_argument("--model", required=True, help="model folder whose vae/ is the starting point")
@@ -53,8 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
     vae.add_argument("--seed", type=int, default=0)
 
-    probe = sub.add_parser("probe", help="does a model use its audio? loss with own vs another clip's audio",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    probe = sub.add_parser("probe", formatter_class=HelpFormatter, help="does a model use its audio? loss with own vs another clip's audio",
                            description="Noise-prediction MSE of MODEL on clips of DATA_ROOT conditioned on each clip's own "
                                        "audio and on another clip's of the same label, per timestep "
                                        "(tempotokens.training.probe); prints a table, writes --out as JSON.")
@@ -73,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     probe.add_argument("--out", help="JSON file for the rows (written atomically)")
 
-    gen = sub.add_parser("generate", help="generate a video from audio, text, or both",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    gen = sub.add_parser("generate", formatter_class=HelpFormatter, help="generate a video from audio, text, or both",
                          description="Generate one video; writes OUT.mp4 (audio muxed in) and OUT.wav.")
     gen.add_argument("--model", required=True, help="model folder (ours, or a zeroscope diffusers folder with --beats/--adaptor)")
     gen.add_argument("--out", required=True, help="output .mp4 (the sibling .wav is written too)")
@@ -82,13 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--audio-start", type=float, default=0.0, help="start of the audio span, seconds")
     gen.add_argument("--prompt", help="text; with audio, may contain the placeholders <temp> ... <class>")
     gen.add_argument("--negative-prompt", default=None, help="unconditional branch of guidance")
-    gen.add_argument("--num-frames", type=int, default=24)
-    gen.add_argument("--fps", type=float, default=12.0, help="frames per second (frames / fps = audio seconds)")
-    gen.add_argument("--steps", type=int, default=25, help="denoising steps (DPM-Solver++)")
-    gen.add_argument("--guidance", type=float, default=25.0, help="classifier-free guidance scale")
+    by_model = "default: by model (tempotokens.defaults)"
+    gen.add_argument("--num-frames", type=int, metavar="N", help=f"frames generated ({by_model})")
+    gen.add_argument("--fps", type=float, metavar="F", help=f"frames per second; frames / fps = audio seconds ({by_model})")
+    gen.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, DPM-Solver++ ({by_model})")
+    gen.add_argument("--guidance", type=float, metavar="G", help=f"classifier-free guidance scale ({by_model})")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--height", type=int, default=None, help="pixels (default: the model's)")
-    gen.add_argument("--width", type=int, default=None, help="pixels (default: the model's)")
+    gen.add_argument("--size", metavar="WxH", help=f"pixels generated, width x height ({by_model})")
     gen.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     gen.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                      help="default: float16 on GPU, float32 on CPU")
@@ -106,11 +100,7 @@ def run_make_tiny(args: argparse.Namespace) -> int:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: expected WxH, e.g. 32x32") from None
-    return w, h
+    return parse_size(text)
 
 
 def run_toy(args: argparse.Namespace) -> int:
@@ -175,7 +165,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from .data.datasets import AudioVideoClips, DatasetError, collate, index_dataset
-    from .training.loop import write_json_atomic
+    from avalign.io import write_json_atomic
     from .training.probe import audio_dependence
 
     w, h = _parse_size(args.size)
@@ -226,7 +216,7 @@ def run_probe(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from avalign.media import MediaError, load_audio, write_clip
+    from avalign.io import MediaError, load_audio, write_clip
 
     if args.audio is None and args.prompt is None:
         raise UsageError("give --audio, --prompt, or both")
@@ -237,6 +227,8 @@ def run_generate(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     if not (Path(args.model) / "model_index.json").is_file():
         raise UsageError(f"{args.model}: not a model folder (no model_index.json); see 'make-tiny'")
+    from .defaults import for_model
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype or ("float16" if device.startswith("cuda") else "float32"))
 
@@ -249,13 +241,17 @@ def run_generate(args: argparse.Namespace) -> int:
     pipe = pipe.to(device)
     if dtype != torch.float32:
         pipe = pipe.to(dtype)
+    d = for_model(args.model)
+    w, h = parse_size(args.size) or (d.width, d.height)
+    fps = args.fps if args.fps is not None else d.fps
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     out = pipe(audio=args.audio, prompt=args.prompt, negative_prompt=args.negative_prompt,
-               num_frames=args.num_frames, fps=args.fps, height=args.height, width=args.width,
-               num_inference_steps=args.steps, guidance_scale=args.guidance, generator=generator,
+               num_frames=args.num_frames or d.num_frames, fps=fps, height=h, width=w,
+               num_inference_steps=args.steps or d.steps,
+               guidance_scale=args.guidance if args.guidance is not None else d.guidance, generator=generator,
                audio_start_s=args.audio_start, output_type="uint8")
     audio = out.audio[0] if out.audio else None
-    mp4, wav = write_clip(args.out, out.frames[0], args.fps, audio, out.audio_sample_rates[0] if audio is not None else None)
+    mp4, wav = write_clip(args.out, out.frames[0], fps, audio, out.audio_sample_rates[0] if audio is not None else None)
     print(f"wrote {mp4}" + (f" and {wav}" if wav else ""))
     return EXIT_OK
 
@@ -263,10 +259,6 @@ def run_generate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "probe": run_probe,
-               "generate": run_generate}
-        return run[args.command](args)
-    except UsageError as exc:
-        print(f"tempotokens: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "probe": run_probe,
+           "generate": run_generate}
+    return run_cli("tempotokens", lambda: run[args.command](args))

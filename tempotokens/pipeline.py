@@ -212,7 +212,7 @@ class AudioToVideoPipeline(DiffusionPipeline):
         Returns the spans at their own rates (what is written next to the video) and the batch
         ``(B, S)`` at 16 kHz for BEATs.
         """
-        from avalign.media import load_audio, resample_exact
+        from avalign.io import load_audio, resample_exact
 
         items = list(audio) if isinstance(audio, (list, tuple)) else [audio]
         if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and np.ndim(items[0]) == 2:

@@ -31,9 +31,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from avalign.io import publish_dir, write_json_atomic
+
+from .defaults import TOY
+
 SHIPPED = Path(__file__).resolve().parent / "toy_model"
 #: Generation settings of the toy model (and of every demo row), fixed before it was trained.
-TOY_GENERATION = dict(num_frames=24, fps=12.0, height=32, width=32, steps=10, guidance=5.0)
+TOY_GENERATION = TOY.as_dict()
 MAX_MODEL_BYTES = 5 * 2**20
 
 
@@ -145,10 +149,7 @@ def _assemble(dst: Path, base: Path, **components: Path) -> Path:
     for name, src in components.items():
         shutil.rmtree(tmp / name)
         shutil.copytree(src, tmp / name)
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)
-    return dst
+    return publish_dir(tmp, dst)
 
 
 def _done(folder: Path) -> bool:
@@ -156,8 +157,6 @@ def _done(folder: Path) -> bool:
 
 
 def _mark_done(folder: Path, **info) -> None:
-    from .training.loop import write_json_atomic
-
     write_json_atomic(folder / "DONE.json", info)
 
 
@@ -177,9 +176,7 @@ def export(model: Path, out: Path) -> int:
         if data.pop("_name_or_path", None) is not None:
             config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish_dir(tmp, out)
     return size
 
 
@@ -194,7 +191,7 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
 
     from .data.synthetic import make_synthetic
     from .tiny import make_tiny
-    from .training.loop import train, write_json_atomic
+    from .training.loop import train
     from .training.vae import VaeFitConfig, fit_vae
 
     out = Path(out_dir)
@@ -314,7 +311,7 @@ def merge_lora(model: Path, lora_file: Path, dst: Path) -> Path:
 
 def collect_curves(out: Path) -> list[dict]:
     """Every stage's ``metrics.jsonl`` rows tagged with ``stage``, into ``OUT/metrics.jsonl``."""
-    from avalign.records import read_jsonl, rewrite_jsonl
+    from avalign.io import read_jsonl, rewrite_jsonl
 
     rows = [{"stage": stage, **r} for stage in ("vae", "backbone", "adaptor")
             for r in read_jsonl(out / "stages" / stage / "metrics.jsonl")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synth import click_track, jump_frames
+from tests.fixtures.media import click_track, jump_frames
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_DIR = DATA / "golden"
@@ -49,7 +49,7 @@ def make_clip(tmp_path):
     track=False)`` writes ``name.mp4`` (with an AAC track of the audio when ``track``) and,
     when ``wav``, the sibling ``name.wav``.
     """
-    from avalign.media import write_video, write_wav
+    from avalign.io import write_video, write_wav
 
     def make(name, video_events, audio_events, fps=10, duration_s=3.0, sr=16000, wav=True, track=False,
              folder=None, track_events=None):

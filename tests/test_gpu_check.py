@@ -133,7 +133,7 @@ sys.meta_path.insert(0, Who())
 for name in ("av", "librosa", "soundfile", "omegaconf"):
     sys.modules[name] = None  # absent, as on the GPU machine: an import of it raises
 for m in ("benchmarks.gpu_check", "benchmarks.gpu_measure", "tempotokens.pipeline", "tempotokens.tiny",
-          "tempotokens.training.checkpointing", "tempotokens.frame_attention", "benchmarks.metrics.testing",
+          "tempotokens.training.checkpointing", "tempotokens.frame_attention", "tests.fixtures.weights",
           "benchmarks.metrics.fvd", "benchmarks.metrics.inception", "benchmarks.metrics.clipsim", "diffusers",
           "yaml"):
     importlib.import_module(m)

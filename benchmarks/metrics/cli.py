@@ -2,21 +2,23 @@
 
 ::
 
-    python -m benchmarks.metrics fvd REAL_DIR FAKE_DIR --weights DIR [--protocol styleganv|videogpt] [--num-frames 16]
+    python -m benchmarks.metrics fvd REAL_DIR FAKE_DIR --weights DIR [--lineage styleganv|videogpt] [--metric-frames 16]
     python -m benchmarks.metrics is FAKE_DIR --weights DIR [--splits 10]
     python -m benchmarks.metrics clipsim DIR --labels CSV_OR_TXT --weights DIR [--template "{label}"] [--scale 100]
 
 Each prints its value and, with ``--out R.json``, writes the value with everything that made it
-(clip counts, protocol, weight file and digest, frames per clip, the clips refused and why).
-Clips are read as decoded (``--fps``/``--size`` conform them first, as ``avalign score`` does).
-Exit status 2 for bad input (a missing weight file, an empty folder, no usable clip).
+(clip counts, ``lineage``: the metric's published computation, ``protocol``: the evaluation
+protocol, weight file and digest, frames per clip, the clips refused and why).  Clips are read as
+decoded; ``--fps``/``--size``/``--duration`` conform them first, as ``avalign score`` does, so a
+benchmark run's protocol is reproduced with the same flags.  Exit status (:mod:`avalign.runctl`):
+0, 1 when some clip was refused (the value is still computed from the others and written), 2 for
+bad input (a missing weight file, an empty folder, no usable clip), 130/143 after SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import warnings
@@ -25,54 +27,56 @@ from typing import Sequence
 
 import numpy as np
 
-from avalign.media import MediaError
+from avalign.flags import HelpFormatter, UsageError, add_protocol_flags, protocol_from_args, run_cli
+from avalign.io import MediaError, write_json_atomic
 from avalign.protocol import Protocol
+from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 
 from .frechet import FrechetError
 from .videos import extract, list_videos, stack
 from .weights import WeightsError
 
 
-class InputError(ValueError):
-    """Bad input: one line, exit status 2."""
+InputError = UsageError  # bad input: one line, exit status 2
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="folder with the published weight files (see the README's Weights table)")
-    p.add_argument("--fps", type=float, default=None, help="re-time every clip to this rate first (None: as decoded)")
-    p.add_argument("--size", default=None, help="cover-and-crop every frame to WIDTHxHEIGHT first (None: as decoded)")
-    p.add_argument("--device", default=None, help="torch device (None: cuda if available, else cpu)")
+    p.add_argument("--weights", required=True, help="folder with the published weight files (docs: Weights)")
+    add_protocol_flags(p, flow=False)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per detector call")
     p.add_argument("--out", help="write the result as JSON to this file")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.metrics", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="metric", required=True)
     f = sub.add_parser("fvd", help="Fréchet Video Distance of two folders (lower is better)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     f.add_argument("real_dir")
     f.add_argument("fake_dir")
-    f.add_argument("--protocol", default="styleganv", choices=("styleganv", "videogpt"),
+    f.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
                    help="styleganv: i3d_torchscript.pt, biased covariance; videogpt: i3d_pretrained_400.pt, "
                         "224 crop, unbiased covariance")
-    f.add_argument("--num-frames", type=int, default=16, help="first N consecutive frames of each clip")
+    f.add_argument("--metric-frames", type=int, default=16, metavar="N",
+                   help="first N consecutive frames of each clip fed to I3D")
     _common(f)
     i = sub.add_parser("is", help="Inception Score with C3D on UCF-101 (higher is better)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     i.add_argument("fake_dir")
     i.add_argument("--splits", type=int, default=10, help="splits of the shuffled clips (capped at N)")
     _common(i)
     c = sub.add_parser("clipsim", help="CLIP similarity of each video's frames to its label (higher is better)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     c.add_argument("video_dir")
     c.add_argument("--labels", required=True,
                    help="CSV with a name column (video, file, name or clip_id) and a label column; or a text "
                         "file of lines 'NAME LABEL...' (NAME: file name or stem)")
     c.add_argument("--template", default="{label}", help="text compared with the frames; {label} is filled in")
     c.add_argument("--scale", type=float, default=1.0, help="multiply the cosine (100: the torchmetrics convention)")
-    c.add_argument("--num-frames", type=int, default=None, help="first N frames of each clip (None: all)")
+    c.add_argument("--metric-frames", type=int, default=None, metavar="N",
+                   help="first N frames of each clip fed to CLIP (default: all)")
     _common(c)
     return p
 
@@ -115,35 +119,28 @@ def label_for(video: Path, labels: dict[str, str]) -> str | None:
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:
-    try:
-        return Protocol.parse(fps=args.fps, size=args.size)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    return protocol_from_args(args)
 
 
 def _write(out: str | None, result: dict) -> None:
     if out:
-        out_path = Path(out)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(out_path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1, default=str))
-        os.replace(tmp, out_path)
+        write_json_atomic(out, result, default=str)
 
 
 def run_fvd(args: argparse.Namespace, device: str) -> dict:
     from .fvd import LINEAGES, fvd, fvd_extractor
 
     real, fake = list_videos(args.real_dir), list_videos(args.fake_dir)
-    ex = fvd_extractor(args.weights, args.protocol, args.num_frames, device, args.batch_size)
+    ex = fvd_extractor(args.weights, args.lineage, args.metric_frames, device, args.batch_size)
     protocol = _protocol(args)
     rf, rs = extract(real, ex, protocol, desc="real")
     ff, fs = extract(fake, ex, protocol, desc="fake")
     if len(rf) < 2 or len(ff) < 2:
         raise InputError(f"FVD needs at least 2 usable clips on each side; got {len(rf)} real and {len(ff)} fake")
-    value = fvd(stack(rf, map(str, real)), stack(ff, map(str, fake)), args.protocol)
-    return {"metric": "fvd", "fvd": value, "n_real": len(rf), "n_fake": len(ff), "protocol": args.protocol,
-            "protocol_description": LINEAGES[args.protocol].description, **ex.describe(),
-            "video_protocol": protocol.to_record(), "skipped": {**rs, **fs}}
+    value = fvd(stack(rf, map(str, real)), stack(ff, map(str, fake)), args.lineage)
+    return {"metric": "fvd", "fvd": value, "n_real": len(rf), "n_fake": len(ff), "lineage": args.lineage,
+            "lineage_description": LINEAGES[args.lineage].description, **ex.describe(),
+            "protocol": protocol.to_record(), "skipped": {**rs, **fs}}
 
 
 def run_is(args: argparse.Namespace, device: str) -> dict:
@@ -157,7 +154,7 @@ def run_is(args: argparse.Namespace, device: str) -> dict:
         raise InputError(f"{args.fake_dir}: no usable clip")
     mean, std = inception_score(stack(ff, map(str, fake)), args.splits)
     return {"metric": "is", "is": mean, "is_std": std, "n": len(ff), "splits": min(args.splits, len(ff)),
-            "protocol": "isv2048_ucf", **ex.describe(), "video_protocol": protocol.to_record(), "skipped": fs}
+            "lineage": "isv2048_ucf", **ex.describe(), "protocol": protocol.to_record(), "skipped": fs}
 
 
 def run_clipsim(args: argparse.Namespace, device: str) -> dict:
@@ -173,7 +170,7 @@ def run_clipsim(args: argparse.Namespace, device: str) -> dict:
     if not videos:
         raise InputError(f"{args.labels}: labels none of the videos in {args.video_dir}")
     clip = ClipSim(args.weights, device)
-    ex = clip.extractor(args.num_frames)
+    ex = clip.extractor(args.metric_frames, args.batch_size)
     frames: dict[str, int] = {}
     protocol = _protocol(args)
     feats, bad = extract(videos, ex, protocol, frame_counts=frames)
@@ -186,31 +183,31 @@ def run_clipsim(args: argparse.Namespace, device: str) -> dict:
     scores = clip_scores(stack(feats, map(str, used)), np.stack([text_feats[t] for t in texts]), args.scale)
     mean, low, high = summarize_scores(scores)
     return {"metric": "clipsim", "clipsim": mean, "clipsim_ci_low": low, "clipsim_ci_high": high, "n": len(used),
-            "protocol": "mean over frames of cos(image, text), L2-normalised CLIP features; 95% bootstrap over videos",
-            "template": args.template, "scale": args.scale, **ex.describe(), "video_protocol": protocol.to_record(),
+            "lineage": "mean over frames of cos(image, text), L2-normalised CLIP features; 95% bootstrap over videos",
+            "template": args.template, "scale": args.scale, **ex.describe(), "protocol": protocol.to_record(),
             "frames_used": {v.name: frames.get(str(v)) for v in used},
             "per_video": {v.name: float(s) for v, s in zip(used, scores)}, "skipped": {**skipped, **bad}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (module docstring)."""
     args = build_parser().parse_args(argv)
+    return run_cli("benchmarks.metrics", lambda: _run(args), fatal=(WeightsError, MediaError, FrechetError, ValueError))
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.batch_size < 1 or getattr(args, "num_frames", 1) is not None and getattr(args, "num_frames", 1) < 1:
-        print("benchmarks.metrics: error: --batch-size and --num-frames must be at least 1", file=sys.stderr)
-        return 2
+    frames = getattr(args, "metric_frames", None)
+    if args.batch_size < 1 or (frames is not None and frames < 1):
+        raise UsageError("--batch-size and --metric-frames must be at least 1")
     if args.metric == "is" and args.splits < 1:
-        print(f"benchmarks.metrics: error: --splits must be at least 1, got {args.splits}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--splits must be at least 1, got {args.splits}")
     run = {"fvd": run_fvd, "is": run_is, "clipsim": run_clipsim}[args.metric]
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = run(args, device)
-    except (InputError, WeightsError, MediaError, FrechetError, ValueError) as exc:
-        print(f"benchmarks.metrics: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(args, device)
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     for note in notes:
         print(f"benchmarks.metrics: warning: {note}", file=sys.stderr)
@@ -221,4 +218,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" (95% CI {result['clipsim_ci_low']:.4g}..{result['clipsim_ci_high']:.4g})" if args.metric == "clipsim" else "")
     n = f"n_real={result['n_real']}, n_fake={result['n_fake']}" if args.metric == "fvd" else f"n={result['n']}"
     print(f"{args.metric}: {value:.6g}{extra} ({n}; {len(result['skipped'])} skipped)")
-    return 0
+    return EXIT_ITEM_ERROR if result["skipped"] else EXIT_OK

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from avalign.protocol import Protocol
-from avalign.records import JsonlWriter, read_jsonl
+from avalign.io import JsonlWriter, read_jsonl
 
 from ..runfolder import settings_hash
 from .videos import Extractor, extract
@@ -89,7 +89,7 @@ def featurise(folder: Path, method: str, items: Sequence[tuple[str, object, str]
 
 
 def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Protocol, metrics: Sequence[str],
-                  weights: str | None, *, fvd_protocol: str = "styleganv", num_frames: int = 16,
+                  weights: str | None, *, fvd_lineage: str = "styleganv", num_frames: int = 16,
                   template: str = "{label}", device: str = "cpu") -> None:
     """Compute ``metrics`` (of :data:`QUALITY_METRICS`) for every method with generated clips and
     append one record per (method, metric) to ``RUN_DIR/metrics.jsonl``.
@@ -112,7 +112,7 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
     loaded: dict[str, tuple[Extractor, ClipSim | None]] = {}  # every weight file loaded before any feature
     for m in metrics:
         if m == "fvd":
-            loaded[m] = (fvd_extractor(weights, fvd_protocol, num_frames, device), None)
+            loaded[m] = (fvd_extractor(weights, fvd_lineage, num_frames, device), None)
         elif m == "is":
             loaded[m] = (is_extractor(weights, device), None)
         elif m == "clipsim":
@@ -140,8 +140,8 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                             common = [c for c in ids if c in real]
                             value = fvd(np.stack([real[c] for c in common]) if common else np.zeros((0, 1)),
                                         np.stack([feats[c] for c in common]) if common else np.zeros((0, 1)),
-                                        fvd_protocol)
-                            record.update(value=value, n=len(common), fvd_protocol=fvd_protocol)
+                                        fvd_lineage)
+                            record.update(value=value, n=len(common), fvd_lineage=fvd_lineage)
                         elif metric == "is":
                             if not ids:
                                 raise ValueError("no usable clip")

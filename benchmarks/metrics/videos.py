@@ -2,7 +2,7 @@
 
 A metric is an :class:`Extractor`: how many frames it takes from each clip and a function from a
 batch of equal-size RGB clips to ``(B, D)`` features.  :func:`extract` reads the clips (conformed to
-the evaluation protocol, :func:`avalign.media.read_video_rgb`), batches clips of equal size, and
+the evaluation protocol, :func:`avalign.readers.read_video_rgb`), batches clips of equal size, and
 records a clip it cannot use (unreadable, too short) with its reason instead of stopping.
 """
 
@@ -17,7 +17,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from avalign.media import VIDEO_EXTENSIONS, MediaError, is_partial, read_video_rgb
+from avalign.io import VIDEO_EXTENSIONS, MediaError, is_partial
+
+from avalign.readers import read_video_rgb
 from avalign.protocol import NATIVE, Protocol
 
 

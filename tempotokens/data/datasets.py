@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from avalign.media import MediaError, load_audio, probe_video, read_video_frames
+from avalign.io import MediaError, load_audio, probe_video, read_video_frames
 from avalign.protocol import cover_crop, source_index
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class AudioVideoClips(torch.utils.data.Dataset):
 
     An item is a dict: ``pixel_values`` ``(N, 3, H, W)`` float in [-1, 1], ``audio`` ``(S,)`` float32
     at ``sample_rate``, ``clip_id``, ``label``, ``prompt``, ``fps`` (of the frames), ``start_frame``.
-    A clip with a media problem (unreadable, too short, no audio: :class:`~avalign.media.MediaError`)
+    A clip with a media problem (unreadable, too short, no audio: :class:`~avalign.io.MediaError`)
     gives ``{"clip_id", "error"}`` instead; the collate function drops it and the trainer logs the
     reason — it is never replaced by another clip.  Any other exception (a missing dependency, a
     programming error) propagates and stops the run.

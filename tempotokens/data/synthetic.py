@@ -122,7 +122,7 @@ def render_audio(label: str, events_s: list[float], duration_s: float, sr: int, 
 def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 0, duration_s: float = 4.0,
                    size: int = 96, sample_rate: int = 16000, test_fraction: float = 0.25) -> list[SyntheticClip]:
     """Write ``num_clips`` clips (deterministic for ``seed``); returns their descriptions."""
-    from avalign.media import write_video, write_wav
+    from avalign.io import write_video, write_wav
 
     out = Path(out_dir)
     (out / "video").mkdir(parents=True, exist_ok=True)

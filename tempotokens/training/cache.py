@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import torch
 
+from avalign.io import atomic_path, write_json_atomic
+
 from .config import CacheConfig
 
 
@@ -50,12 +52,9 @@ class FeatureCache:
         value = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind in self.producers and not (folder / "producer.json").is_file():
-            tmp_json = folder / f".producer.{os.getpid()}.tmp"
-            tmp_json.write_text(json.dumps(self.producers[kind], indent=1, sort_keys=True))
-            os.replace(tmp_json, folder / "producer.json")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(value, tmp)
-        os.replace(tmp, path)
+            write_json_atomic(folder / "producer.json", self.producers[kind], sort_keys=True)
+        with atomic_path(path) as tmp:
+            torch.save(value, tmp)
         return value
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
+from avalign.io import JsonlWriter, publish_dir, read_jsonl, rewrite_jsonl, write_json_atomic
 
 from ..adaptor import AudioTokenAdaptor
 from ..frame_attention import FRAME_STATES
@@ -362,9 +362,7 @@ class Trainer:
             self.save_trained(tmp)
             (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "batches_done": batches_done,
                                                                 "num_processes": acc.num_processes}))
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+            publish_dir(tmp, final)
             self.save_trained(self.out)
             limit = self.cfg.checkpoints_total_limit
             for old in (_checkpoints(self.out)[:-limit] if limit else []):
@@ -398,7 +396,7 @@ class Trainer:
     def validate(self, step: int) -> dict:
         """Generate from held-out audio with the current adaptor, write mp4+wav, score AV-Align."""
         from avalign import score_files, summarize
-        from avalign.media import load_audio, write_clip
+        from avalign.io import load_audio, write_clip
 
         from ..pipeline import AudioToVideoPipeline
 
@@ -552,14 +550,6 @@ def _file_stamp(*paths: str | None) -> list:
             except OSError:
                 out.append(None)
     return out
-
-
-def write_json_atomic(path: Path, value) -> None:
-    """``value`` as JSON at ``path``, written under a temporary name and renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
 
 
 def _tensorboard(folder: Path):

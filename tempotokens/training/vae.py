@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from avalign.records import JsonlWriter, read_jsonl, rewrite_jsonl
+from avalign.io import JsonlWriter, publish_dir, read_jsonl, rewrite_jsonl
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class VaeFitConfig:
 
 def training_frames(cfg: VaeFitConfig) -> torch.Tensor:
     """Every frame of the training clips (less the held-out ones): ``(N, 3, H, W)`` in [-1, 1]."""
-    from avalign.media import read_video_frames
+    from avalign.io import read_video_frames
     from avalign.protocol import cover_crop
 
     from ..data.datasets import index_dataset
@@ -67,7 +67,8 @@ def fit_vae(vae, cfg: VaeFitConfig, out: str | os.PathLike, resume: bool = True,
     ``resume`` the newest is continued from.  ``OUT/metrics.jsonl`` has the loss of every step,
     ``OUT/vae/`` the final weights (with the fitted ``scaling_factor``).
     """
-    from ..training.loop import _checkpoints, step_seed, write_json_atomic
+    from ..training.loop import _checkpoints, step_seed
+    from avalign.io import write_json_atomic
 
     out = Path(out)
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.checkpointing_steps < 1 or cfg.learning_rate <= 0:
@@ -116,9 +117,7 @@ def fit_vae(vae, cfg: VaeFitConfig, out: str | os.PathLike, resume: bool = True,
                 tmp.mkdir(exist_ok=True)
                 torch.save({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
                            tmp / "state.pt")
-                if final.exists():
-                    shutil.rmtree(final)
-                tmp.rename(final)
+                publish_dir(tmp, final)
                 for old in _checkpoints(out)[:-1]:
                     shutil.rmtree(old)
     vae.eval()

@@ -1,12 +1,19 @@
-"""The CLI: records, exit codes, resume after a kill, plots."""
+"""The CLI: records, exit codes, resume after a kill, plots, containers, partial files, --help,
+resume keys, refusals and audio errors."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from avalign.cli import main
-from avalign.records import read_jsonl
+from avalign import score_file
+from avalign.cli import build_parser, collect_jobs, main
+from avalign.io import read_jsonl, write_video, write_wav
 
 RECORD_KEYS = {
     "video", "audio", "variant", "fps", "n_frames", "audio_peaks", "video_peaks", "matches", "n_matches",
@@ -147,10 +154,85 @@ def test_variants_command(capsys):
 
 
 def test_module_entry_point_exit_status(tmp_path):
-    import subprocess
-    import sys
 
     proc = subprocess.run([sys.executable, "-m", "avalign", "score", str(tmp_path / "none.mp4")],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "none.mp4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_folders_take_other_containers_and_skip_partial_files(tmp_path):
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    for name in ("a.mp4", "b.mkv", "c.partial.mp4", ".d.mp4", "e.mov"):
+        write_video(tmp_path / name, frames, 8)
+    (tmp_path / "f.mp4.tmp").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert [Path(j.video).name for j in collect_jobs([str(tmp_path)], None)] == ["a.mp4", "b.mkv", "e.mov"]
+    write_wav(tmp_path / "b.wav", np.zeros(8000, np.float32), 16000)
+    r = score_file(tmp_path / "b.mkv")
+    assert r.status == "undefined" and r.n_frames == 4  # an mkv decodes like an mp4
+
+
+def test_a_run_with_no_scored_clip_says_so(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "absent.mp4")]) == 1
+    out = capsys.readouterr().out
+    assert "no clip scored" in out and "nan" not in out
+
+
+def test_help_shows_each_default_once():
+    sub = build_parser()._subparsers._group_actions[0].choices["score"]
+    text = sub.format_help()
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("default") == len([line for line in text.splitlines() if "default" in line])
+    for line in text.split("  --"):
+        assert line.count("default") <= 1, line
+
+
+def test_resume_key_survives_a_change_of_directory(make_clip, tmp_path, monkeypatch, capsys):
+    mp4 = make_clip("k", [0.5], [0.5], fps=10, duration_s=1.5)
+    out = tmp_path / "r.jsonl"
+    monkeypatch.chdir(mp4.parent)
+    assert main(["score", mp4.name, "--out", str(out), "--workers", "1"]) == 0
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    capsys.readouterr()
+    assert main(["score", os.path.relpath(mp4, other), "--out", str(out), "--workers", "1"]) == 0
+    assert "1 of 1 clips already scored" in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_another_audio_or_empty_score_into_the_same_out_is_refused(make_clip, tmp_path, capsys):
+    mp4 = make_clip("a", [0.5], [0.5], fps=10, duration_s=1.5)
+    other = tmp_path / "other.wav"
+    write_wav(other, np.zeros(16000, np.float32), 16000)
+    out = tmp_path / "r.jsonl"
+    assert main(["score", str(mp4), "--out", str(out), "--workers", "1"]) == 0
+    before = out.read_bytes()
+    assert main(["score", str(mp4), "--audio", str(other), "--out", str(out)]) == 2
+    assert "was scored with audio" in capsys.readouterr().err
+    assert main(["score", str(mp4), "--empty-score", "0", "--out", str(out)]) == 2
+    assert "--empty-score" in capsys.readouterr().err and out.read_bytes() == before
+    # another clip into the same file with another --empty-score: refused too (one file, one setting)
+    new = make_clip("b", [0.5], [0.5], fps=10, duration_s=1.5)
+    assert main(["score", str(new), "--empty-score", "1", "--out", str(out)]) == 2
+    # scored with --audio, then rerun without it (its sibling wav would be used): refused
+    out2 = tmp_path / "r2.jsonl"
+    assert main(["score", str(mp4), "--audio", str(other), "--out", str(out2), "--workers", "1"]) == 0
+    assert main(["score", str(mp4), "--out", str(out2)]) == 2
+    assert "was scored with audio" in capsys.readouterr().err
+
+
+def test_address_needs_the_ray_executor(make_clip, capsys):
+    mp4 = make_clip("x", [0.5], [0.5], fps=10, duration_s=1.5)
+    assert main(["score", str(mp4), "--address", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--executor ray" in err[0]
+
+
+def test_a_bad_audio_file_is_named_with_its_clip(make_clip, tmp_path):
+    mp4 = make_clip("v", [0.5], [0.5], fps=10, duration_s=1.5, wav=False)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really")
+    r = score_file(mp4, bad)
+    assert r.status == "error" and str(mp4) in r.error and str(bad) in r.error

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avalign import core
-from tests.synth import click_track
+from tests.fixtures.media import click_track
 
 
 def test_flow_trajectory_duplicates_first_pair():

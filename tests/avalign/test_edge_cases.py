@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avalign import MediaError, read_audio, read_video_gray, score_arrays, score_file
-from avalign.media import write_wav
+from avalign.io import write_wav
 
 
 def test_empty_streams_undefined_and_mapped(golden_clips):

@@ -59,7 +59,9 @@ def test_a_rotated_video_is_read_as_the_exact_mode_reads_it(tmp_path):
     frames; the fast reader must give the same frames, not the stored ones."""
     import struct
 
-    from avalign.media import read_video_for_flow, read_video_gray, write_video
+    from avalign.io import write_video
+
+    from avalign.readers import read_video_for_flow, read_video_gray
 
     frames = np.random.default_rng(0).integers(0, 256, (4, 96, 160, 3), dtype=np.uint8)
     write_video(tmp_path / "flat.mp4", frames, 10)
@@ -91,7 +93,7 @@ def test_chunked_workers_equal_one_pass_in_the_downscaled_modes(make_clip, mode)
 def test_fast_modes_decode_luma_at_the_working_size(golden_clips, mode, size):
     """Against OpenCV's decode (an independent path): same frame count and rate, the working size by
     hand (512x320 / 4 = 128x80), gray within a few levels of OpenCV's, downscaled by area."""
-    from avalign.media import read_video_for_flow, read_video_gray
+    from avalign.readers import read_video_for_flow, read_video_gray
 
     clip = golden_clips / "c05_sync_burst_30fps_512x320_10s.mp4"
     fast, ref = read_video_for_flow(clip, Protocol(flow=mode)), read_video_gray(clip)
@@ -103,7 +105,8 @@ def test_fast_modes_decode_luma_at_the_working_size(golden_clips, mode, size):
 
 def test_prescaled_frames_keep_full_resolution_units(tmp_path):
     """A texture moving 4 px/frame, decoded at a quarter by PyAV: still about 4 px/frame."""
-    from avalign.media import read_video_for_flow, write_video
+    from avalign.io import write_video
+    from avalign.readers import read_video_for_flow
 
     rng = np.random.default_rng(0)
     big = cv2.GaussianBlur(rng.integers(0, 256, (128, 256, 3), dtype=np.uint8), (0, 0), 2.0)
@@ -116,11 +119,11 @@ def test_prescaled_frames_keep_full_resolution_units(tmp_path):
 
 @pytest.mark.slow
 def test_fast_modes_agree_on_vggsound_like_clips(tmp_path):
-    """16 textured-motion clips (benchmarks/clips.py, 4 s, 320x180, 25 fps, 4-19 jolts), scores
+    """16 textured-motion clips (tests/fixtures/media.py, 4 s, 320x180, 25 fps, 4-19 jolts), scores
     0.20-0.48: rho >= 0.9 (measured 0.91 for quarter, 0.94 for half), mean |delta| <= 0.03."""
     from scipy.stats import spearmanr
 
-    from benchmarks.clips import textured_motion_clip
+    from tests.fixtures.media import textured_motion_clip
 
     clips = [textured_motion_clip(tmp_path / f"c{seed}", seconds=4.0, width=320, height=180, events=4 + seed,
                                   seed=seed) for seed in range(16)]

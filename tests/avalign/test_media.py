@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from avalign.media import MediaError, load_audio, write_video, write_wav
+from avalign.io import MediaError, load_audio, write_video, write_wav
 
 
 def _tone(freq, seconds, sr, channels=1):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avalign import AVAlignMetric, score_arrays
-from tests.synth import click_track, jump_frames
+from tests.fixtures.media import click_track, jump_frames
 
 
 def _batch():
@@ -51,3 +51,14 @@ def test_batch_size_mismatch():
     videos, audio, fps, sr = _batch()
     with pytest.raises(ValueError, match="2 videos but 1 waveforms"):
         AVAlignMetric(fps=fps, sample_rate=sr).update(videos, audio[:1])
+
+
+def test_metric_rejects_floats_outside_0_1():
+    metric = AVAlignMetric(fps=8, sample_rate=16000)
+    with pytest.raises(ValueError, match="finite"):
+        metric.update(np.full((1, 4, 16, 16, 3), np.nan, np.float32), np.zeros((1, 16000), np.float32))
+    video = np.full((1, 4, 16, 16, 3), -0.5, np.float32)  # a [-1, 1] output passed as is
+    with pytest.raises(ValueError, match=r"float frames must be in \[0, 1\]"):
+        metric.update(video, np.zeros((1, 16000), np.float32))
+    with pytest.raises(ValueError, match="uint8 or float"):
+        metric.update(np.zeros((1, 4, 16, 16, 3), np.int32), np.zeros((1, 16000), np.float32))

@@ -1,12 +1,14 @@
 """Parallel scoring: chunked long clips, crashed workers, records."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from avalign import Job, score_file, score_files
-from avalign.records import JsonlWriter, read_jsonl
+from avalign.io import JsonlWriter, read_jsonl
 
 
 def _strip(r):
@@ -26,7 +28,7 @@ def test_chunking_a_long_clip_changes_nothing(golden_clips):
 @pytest.mark.timeout(120)
 def test_a_crashing_worker_costs_only_its_clip(monkeypatch, golden_clips):
     """A worker killed in a decoder: that clip is an error, the pool restarts, the rest are scored."""
-    import avalign.parallel as parallel
+    import avalign.assembly as parallel
 
     real = parallel.read_video_for_flow
 
@@ -71,3 +73,16 @@ def test_record_round_trip_and_torn_line(tmp_path, golden_clips):
         w.write(r.to_record())
     assert len(read_jsonl(path)) == 2 and path.read_bytes().endswith(b"}\n")
     assert np.isfinite(back["score"])
+
+
+@pytest.mark.timeout(300)
+def test_a_script_without_a_main_guard_falls_back_to_one_worker(tmp_path, golden_clips):
+    script = tmp_path / "score_them.py"
+    script.write_text("import logging\nfrom pathlib import Path\nfrom avalign import score_files\n"
+                      "log = logging.getLogger(__name__)  # __name__ appears, but there is no guard\n"
+                      f"clips = sorted(Path({str(golden_clips)!r}).glob('c0[34]*.mp4'))\n"
+                      "for r in score_files(clips, workers=2):\n    print(r.status, r.score)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["ok", "1.0", "ok", "1.0"]
+    assert 'no `if __name__ == "__main__":` guard' in proc.stderr

@@ -9,7 +9,8 @@ import pytest
 
 from avalign import Protocol, conform, cover_crop, score_arrays, score_file
 from avalign.cli import main
-from avalign.media import read_video_gray, write_video
+from avalign.io import write_video
+from avalign.readers import read_video_gray
 
 BITS = 8  # frame index written as 8 black/white blocks: survives H.264 at any quality
 

@@ -5,7 +5,7 @@ import pytest
 
 from avalign import Protocol, score_file
 from avalign.cli import main
-from avalign.records import read_jsonl
+from avalign.io import probe_video, read_jsonl
 from avalign.study import StudySettings, run_study, shift_audio, summary_rows
 
 EVENTS = [0.5, 1.2, 2.0, 2.7]
@@ -13,8 +13,8 @@ EVENTS = [0.5, 1.2, 2.0, 2.7]
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
-    from avalign.media import write_video, write_wav
-    from tests.synth import click_track, jump_frames
+    from avalign.io import write_video, write_wav
+    from tests.fixtures.media import click_track, jump_frames
 
     folder = tmp_path_factory.mktemp("synced")
     clips = []
@@ -52,7 +52,10 @@ def test_retiming_and_resizing_are_the_conform_step(synced, tmp_path, capsys):
         assert got[(clip, "size", "48")] == score_file(clip, protocol=Protocol(width=48, height=48)).score
         assert got[(clip, "flow", "dis-ultrafast")] == score_file(clip, protocol=Protocol(flow="dis-ultrafast")).score
         assert got[(clip, "flow", "farneback")] == got[(clip, "offset", "0")] == score_file(clip).score
-        assert got[(clip, "fps", "native")] == got[(clip, "size", "native")] == got[(clip, "offset", "0")]
+        # "native" is the clip as it is: scored independently at its own rate and its own 64x64 size
+        own_fps, _ = probe_video(clip)
+        assert got[(clip, "fps", "native")] == score_file(clip, protocol=Protocol(fps=own_fps)).score
+        assert got[(clip, "size", "native")] == score_file(clip, protocol=Protocol(width=64, height=64)).score
         crf = next(r for r in rows if r["clip"] == clip and r["factor"] == "crf")
         assert crf["status"] == "ok" and crf["score"] is not None and crf["n_video"] > 0
     assert {r["factor"] for r in rows} == {"offset", "fps", "size", "crf", "flow"}

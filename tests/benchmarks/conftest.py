@@ -5,6 +5,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
-    from benchmarks.metrics.testing import make_tiny_weights
+    from tests.fixtures.weights import make_tiny_weights
 
     return make_tiny_weights(tmp_path_factory.mktemp("weights"))

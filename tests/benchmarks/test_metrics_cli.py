@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from avalign.media import write_video
+from avalign.io import write_video
 from benchmarks.metrics.cli import main
 from benchmarks.metrics.weights import load_torchscript
 
@@ -49,7 +49,7 @@ def test_fvd_styleganv_against_an_independent_computation(tiny_weights, tmp_path
     (tmp_path / "fake" / "short.mp4").write_bytes((tmp_path / "fake_short" / "clip00.mp4").read_bytes())
     out = tmp_path / "r.json"
     assert main(["fvd", str(tmp_path / "real"), str(tmp_path / "fake"), "--weights", str(tiny_weights),
-                 "--out", str(out)]) == 0
+                 "--out", str(out)]) == 1  # a refused clip: exit 1, the value of the others written
     result = json.loads(out.read_text())
     det = load_torchscript(tiny_weights, "styleganv")
 
@@ -63,7 +63,7 @@ def test_fvd_styleganv_against_an_independent_computation(tiny_weights, tmp_path
     root = _svd_sqrt(sr)
     expected = float(((mr - mf) ** 2).sum() + torch.trace(sr + sf) - 2 * torch.trace(_svd_sqrt(root @ sf @ root)))
     assert result["fvd"] == pytest.approx(expected, rel=1e-4)
-    assert (result["n_real"], result["n_fake"], result["protocol"], result["frames_per_clip"]) == (24, 20, "styleganv", 16)
+    assert (result["n_real"], result["n_fake"], result["lineage"], result["frames_per_clip"]) == (24, 20, "styleganv", 16)
     assert result["weights"].endswith("i3d_torchscript.pt") and len(result["weights_sha256"]) == 16
     assert list(result["skipped"]) == [str(tmp_path / "fake" / "short.mp4")]
     assert "needs 16" in result["skipped"][str(tmp_path / "fake" / "short.mp4")]
@@ -72,16 +72,16 @@ def test_fvd_styleganv_against_an_independent_computation(tiny_weights, tmp_path
     assert "short.mp4: has 8 frames" in err and "2048" in err
     # the other lineage reads another file and uses the unbiased covariance: another number
     assert main(["fvd", str(tmp_path / "real"), str(tmp_path / "fake"), "--weights", str(tiny_weights),
-                 "--protocol", "videogpt", "--out", str(tmp_path / "v.json")]) == 0
+                 "--lineage", "videogpt", "--out", str(tmp_path / "v.json")]) == 1
     v = json.loads((tmp_path / "v.json").read_text())
-    assert v["weights"].endswith("i3d_pretrained_400.pt") and v["protocol"] == "videogpt" and v["fvd"] != result["fvd"]
+    assert v["weights"].endswith("i3d_pretrained_400.pt") and v["lineage"] == "videogpt" and v["fvd"] != result["fvd"]
 
 
 def test_is_cli_caps_splits_and_records_its_protocol(tiny_weights, tmp_path, capsys):
     paths = _write(tmp_path / "fake", 3)
     assert main(["is", str(tmp_path / "fake"), "--weights", str(tiny_weights), "--out", str(tmp_path / "i.json")]) == 0
     r = json.loads((tmp_path / "i.json").read_text())
-    assert (r["n"], r["splits"], r["protocol"], r["frames_per_clip"]) == (3, 3, "isv2048_ucf", 16)
+    assert (r["n"], r["splits"], r["lineage"], r["frames_per_clip"]) == (3, 3, "isv2048_ucf", 16)
     assert r["is"] == pytest.approx(1.0) and r["is_std"] == pytest.approx(0.0)  # one clip per split
     assert "using 3" in capsys.readouterr().err
     assert main(["is", str(tmp_path / "fake"), "--weights", str(tiny_weights), "--splits", "1",
@@ -141,7 +141,7 @@ def test_clipsim_text_labels_and_unlabelled_videos(tiny_weights, tmp_path, capsy
     labels.write_text("# name label\nclip01 a dog barking\n")
     out = tmp_path / "c.json"
     assert main(["clipsim", str(tmp_path / "v"), "--labels", str(labels), "--weights", str(tiny_weights),
-                 "--out", str(out)]) == 0
+                 "--out", str(out)]) == 1  # an unlabelled video is a refused item
     r = json.loads(out.read_text())
     assert list(r["per_video"]) == ["clip01.mp4"] and r["n"] == 1
     assert "clip00.mp4: no (or an empty) label" in capsys.readouterr().err
@@ -149,11 +149,11 @@ def test_clipsim_text_labels_and_unlabelled_videos(tiny_weights, tmp_path, capsy
 
 @pytest.mark.parametrize("argv, message", [
     (["fvd", "R", "F", "--weights", "W"], "i3d_torchscript.pt: not found; FVD (styleganv) needs i3d_torchscript.pt from StyleGAN-V"),
-    (["fvd", "R", "F", "--weights", "W", "--protocol", "videogpt"], "i3d_pretrained_400.pt: not found; FVD (videogpt) needs"),
+    (["fvd", "R", "F", "--weights", "W", "--lineage", "videogpt"], "i3d_pretrained_400.pt: not found; FVD (videogpt) needs"),
     (["is", "F", "--weights", "W"], "c3d_ucf101.pt: not found; IS needs c3d_ucf101.pt from StyleGAN-V"),
     (["clipsim", "F", "--labels", "L", "--weights", "W"], "clip-vit-base-patch32: not found; CLIPSIM needs"),
     (["fvd", "R", "EMPTY", "--weights", "TINY"], "EMPTY: holds no video"),
-    (["fvd", "R", "F", "--weights", "TINY", "--num-frames", "8"], "at least 10 frames"),
+    (["fvd", "R", "F", "--weights", "TINY", "--metric-frames", "8"], "at least 10 frames"),
     (["clipsim", "F", "--labels", "L", "--weights", "TINY", "--template", "{name}"], "--template '{name}' must contain"),
     (["clipsim", "F", "--labels", "MISSING", "--weights", "TINY"], "MISSING: labels file not found"),
     (["fvd", "R", "F", "--weights", "TINY", "--size", "big"], "size must be WIDTHxHEIGHT"),

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from avalign.media import write_video
+from avalign.io import write_video
 from benchmarks.metrics import fvd as fvd_module
 from benchmarks.metrics import inception as is_module
 from benchmarks.metrics import weights as weights_module
 from benchmarks.metrics.fvd import fvd_extractor, videogpt_preprocess
 from benchmarks.metrics.i3d import InceptionI3d, same_padding
 from benchmarks.metrics.inception import is_extractor
-from benchmarks.metrics.testing import tiny_i3d
+from tests.fixtures.weights import tiny_i3d
 from benchmarks.metrics.videos import extract
 from benchmarks.metrics.weights import WeightsError, load_i3d
 

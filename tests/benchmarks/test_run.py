@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avalign.media import read_video_gray, write_video, write_wav
-from avalign.records import read_jsonl
+from avalign.io import write_video, write_wav
+
+from avalign.readers import read_video_gray
+from avalign.io import read_jsonl
 from baselines.shuffled_audio import derangement
 from benchmarks.run import main, shard
 
-SMALL = ["--num-frames", "24", "--fps", "12", "--height", "32", "--width", "32", "--steps", "2", "--guidance", "3",
+SMALL = ["--num-frames", "24", "--fps", "12", "--size", "32x32", "--steps", "2", "--guidance", "3",
          "--workers", "2"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +88,7 @@ def test_the_control_is_the_tempotokens_video_against_the_shuffled_donor_audio(r
     """``tempotokens_other_audio``: the same bytes as the tempotokens clip, scored against the audio of
     the clip the derangement gives (the shuffled_audio row's donor), and a second chance row."""
     from avalign import Protocol, score_file
-    from avalign.media import load_audio
+    from avalign.io import load_audio
     from tempotokens.data.datasets import index_dataset
 
     clips = index_dataset(data_root, "synthetic", split="test")
@@ -216,15 +218,15 @@ def test_retry_errors_regenerates_and_rescores(tiny_dir, data_root, tmp_path):
     run = tmp_path / "retry"
     args = ["--data-root", str(data_root), "--model", str(tiny_dir), "--out", str(run), *SMALL,
             "--methods", f"ground_truth,external:{ext}"]
-    assert main(args) == 0  # the external folder is empty: 3 error records
+    assert main(args) == 1  # the external folder is empty: 3 error records, exit 1, the others written
     assert _rows(run)["external:ext"]["n_error"] == "3"
     for mp4 in (run / "clips" / "ground_truth").glob("*.mp4"):
         shutil.copy(mp4, ext / mp4.name)
-    assert main(args) == 0
+    assert main(args) == 1
     assert _rows(run)["external:ext"]["n_error"] == "3"  # without --retry-errors, errors count as done
     assert _rows(run)["external:ext"]["av_align"] == ""  # no clip scored: an empty cell, not "nan"
     # regenerate in one call, score in another: a regenerated clip is always rescored
-    assert main([*args, "--retry-errors", "--stages", "generate"]) == 0
+    assert main([*args, "--retry-errors", "--stages", "generate"]) == 0  # every clip now has a clip
     assert main([*args, "--stages", "score,summarize"]) == 0
     rows = _rows(run)
     assert rows["external:ext"]["n_error"] == "0" and rows["external:ext"]["av_align"] == rows["ground_truth"]["av_align"]
@@ -251,7 +253,7 @@ def test_summarize_of_some_methods_keeps_the_reference(run, tiny_dir, data_root)
 
 @pytest.mark.slow  # 8 s: a whole run on a folder (CI runs it)
 def test_folder_dataset(tiny_dir, tmp_path):
-    from tests.synth import click_track, jump_frames
+    from tests.fixtures.media import click_track, jump_frames
 
     folder = tmp_path / "clips"
     for name, wav, txt in (("a_dog_barking", True, "a dog barks twice"), ("b", False, None)):
@@ -406,7 +408,7 @@ def test_video_quality_metrics_beside_av_align(tiny_dir, data_root, tiny_weights
     assert main([*args, "--metrics", "av_align,fvd,is,clipsim", "--weights", str(tiny_weights)]) == 0
     rows = _rows(out)
     for r in rows.values():
-        assert r["fvd_n"] == "3" and r["fvd_protocol"] == "styleganv, 16 frames" and r["is_n"] == "3"
+        assert r["fvd_n"] == "3" and r["fvd_lineage"] == "styleganv, 16 frames" and r["is_n"] == "3"
         assert all(r[k] != "" for k in ("fvd", "is", "is_std", "clipsim", "clipsim_ci_low", "clipsim_ci_high"))
     # FVD against the dataset's own clips of the same test clips, under the run's protocol (12 fps, 32x32)
     clips = index_dataset(data_root, "synthetic", split="test")

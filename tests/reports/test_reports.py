@@ -1,5 +1,6 @@
 """Report tables and plots, from stored results only."""
 
+import contextlib
 import csv
 import math
 import shutil
@@ -64,9 +65,9 @@ def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
     make_synthetic(tmp_path / "data", num_clips=8, seed=1, duration_s=2.0, size=32)
     run = tmp_path / "run"
     assert bench(["--data-root", str(tmp_path / "data"), "--model", str(tiny_dir), "--out", str(run),
-                  "--num-frames", "12", "--fps", "12", "--height", "32", "--width", "32", "--steps", "1",
+                  "--num-frames", "12", "--fps", "12", "--size", "32x32", "--steps", "1",
                   "--methods", "tempotokens,ground_truth,static_frame", "--workers", "1"]) == 0
-    from avalign.records import read_jsonl
+    from avalign.io import read_jsonl
     from reports.plots import plot_filmstrip
 
     records = read_jsonl(run / "records.jsonl")
@@ -88,13 +89,54 @@ def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
                  "profile.png", "index.md"):
         assert (out / name).exists(), name
     for png in list(out.glob("*.png")) + list((out / "timelines").glob("*.png")):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list((out / "timelines").glob("*.png"))) == 3
     index = (out / "index.md").read_text()
     assert "av_align.png" in index and "profile.png" in index and "timelines/" in index
     assert "protocol: 12 fps, 32x32 px, 1 s; AV-Align variant: tempotokens-2025" in index
     rows = read_summary(run / "summary.csv")
     assert rows[1]["method"] == "ground_truth" and rows[1]["role"] == "ceiling" and math.isnan(rows[1]["load_s"])
+
+
+
+@contextlib.contextmanager
+def _figures():
+    """Every figure saved inside the block (matplotlib's ``Figure.savefig``), kept for inspection."""
+    from matplotlib.figure import Figure
+
+    figs, real = [], Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figs.append(fig)
+        return real(fig, *args, **kwargs)
+
+    Figure.savefig = keep
+    try:
+        yield figs
+    finally:
+        Figure.savefig = real
+
+
+def test_the_av_align_bars_are_the_summary_rows(tmp_path):
+    """Bar heights, CI whiskers and n labels are the rows' own values; the title names the protocol."""
+    from reports.plots import plot_av_align
+
+    rows = [dict(dataset="d", protocol="12 fps, 32x32 px, 2 s", variant="v", method=m, role=role, av_align=mean,
+                 av_align_ci_low=lo, av_align_ci_high=hi, n_scored=n)
+            for m, role, mean, lo, hi, n in (("a", "compared", 0.3, 0.25, 0.36, 24.0), ("gt", "ceiling", 0.9, 0.85, 0.95, 24.0),
+                                             ("none", "floor", float("nan"), float("nan"), float("nan"), 0.0))]
+    with _figures() as figs:
+        plot_av_align(rows, tmp_path / "a.png")
+    (ax,) = figs[0].axes
+    assert [round(b.get_height(), 9) for b in ax.patches] == [0.3, 0.9, 0.0]
+    from matplotlib.container import ErrorbarContainer
+
+    bars = next(c for c in ax.containers if isinstance(c, ErrorbarContainer))
+    whiskers = bars.lines[2][0].get_segments()
+    assert [tuple(round(float(v), 9) for v in seg[:, 1]) for seg in whiskers[:2]] == [(0.25, 0.36), (0.85, 0.95)]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["0.30\nn=24", "0.90\nn=24", "—\nn=0"]
+    assert "protocol: 12 fps, 32x32 px, 2 s; AV-Align variant: v" in ax.get_title()
 
 
 def test_missing_run(tmp_path, capsys):
@@ -139,36 +181,57 @@ def test_profile_plot(tmp_path, stages):
             "stages_s": {"audio_encoding": 0.1, "prompt_encoding": 0.1, "denoising": 2.0, "vae_decoding": 0.3,
                          "writing": 0.05},
             "step_s": [1.0, 1.0], "stage_peak_mem_mb": {"denoising": 900.0, "vae_decoding": 1200.0} if stages == 2 else None}
-    assert plot_profile([clip], ["m"], tmp_path / "p.png", "t").stat().st_size > 5000
+    with _figures() as figs:
+        assert plot_profile([clip], ["m"], tmp_path / "p.png", "t").is_file()
+    (fig,) = figs
+    time_ax = fig.axes[0]
+    # one stacked bar per stage, in stage order, each as tall as that stage's seconds (the input above)
+    heights = [round(b.get_height(), 9) for b in time_ax.patches]
+    assert heights == [0.1, 0.1, 2.0, 0.3, 0.05]
+    assert [round(b.get_y(), 9) for b in time_ax.patches] == [0.0, 0.1, 0.2, 2.2, 2.5]  # stacked
+    assert "2.55 s" in " ".join(t.get_text() for t in time_ax.texts) and "1.000 s/step" in time_ax.texts[0].get_text()
+    if stages == 2:  # the memory panel: the peaks given, per stage
+        mem = sorted(round(b.get_height(), 3) for b in fig.axes[1].patches if b.get_height() > 0)
+        assert mem == [900.0, 1200.0]
+    else:
+        assert len(fig.axes) == 1
     assert plot_profile([{"kind": "load", "method": "m"}], ["m"], tmp_path / "q.png") is None
 
 
 def test_calibration_panel_from_a_run_with_study(tmp_path, tiny_dir):
-    from avalign.records import read_jsonl
+    from avalign.io import read_jsonl
     from benchmarks.run import main as bench
     from tempotokens.data.synthetic import make_synthetic
 
     make_synthetic(tmp_path / "data", num_clips=8, seed=1, duration_s=3.0, size=48)
     run = tmp_path / "run"
     assert bench(["--data-root", str(tmp_path / "data"), "--model", str(tiny_dir), "--out", str(run),
-                  "--num-frames", "24", "--fps", "12", "--height", "32", "--width", "32", "--methods", "ground_truth",
+                  "--num-frames", "24", "--fps", "12", "--size", "32x32", "--methods", "ground_truth",
                   "--workers", "2", "--study"]) == 0
     rows = read_jsonl(run / "study" / "study.jsonl")
     assert {r["factor"] for r in rows} == {"offset"} and len(rows) == 2 * 13  # 2 test clips, offsets -6..6
     gt = {r["clip_id"]: r["avalign"]["score"] for r in read_jsonl(run / "records.jsonl")}
     zero = {r["clip"]: r["score"] for r in rows if r["value"] == 0}
     assert sorted(zero.values()) == sorted(gt.values())  # offset 0 is the run's own ground-truth score
-    assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "0"]) == 0
-    assert (tmp_path / "report" / "calibration.png").stat().st_size > 5000
+    with _figures() as figs:
+        assert main([str(run), "--out", str(tmp_path / "report"), "--timelines", "0"]) == 0
+    assert (tmp_path / "report" / "calibration.png").is_file()
+    panel = next(f for f in figs if "offset" in " ".join(a.get_xlabel() for a in f.axes).lower())
+    line = next(ln for ln in panel.axes[0].get_lines() if len(ln.get_xdata()) == 13)
+    by_offset = {}  # the curve, by hand: the mean study score of the clips at each offset
+    for r in rows:
+        by_offset.setdefault(r["value"], []).append(r["score"])
+    assert [float(x) for x in line.get_xdata()] == list(range(-6, 7))
+    assert [float(y) for y in line.get_ydata()] == pytest.approx([sum(v) / len(v) for _, v in sorted(by_offset.items())])
     assert "**Calibration**" in (tmp_path / "report" / "index.md").read_text()
 
 
 def test_quality_metric_columns_have_a_direction(tmp_path):
-    q = [dict(fvd=120.0, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 2.5}, is_std=0.25, clipsim=0.21,
+    q = [dict(fvd=120.0, fvd_n=3.0, fvd_lineage="styleganv, 16 frames", **{"is": 2.5}, is_std=0.25, clipsim=0.21,
               clipsim_ci_low=0.2, clipsim_ci_high=0.22),
-         dict(fvd=80.0, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 1.5}, is_std=0.1, clipsim=0.25,
+         dict(fvd=80.0, fvd_n=3.0, fvd_lineage="styleganv, 16 frames", **{"is": 1.5}, is_std=0.1, clipsim=0.25,
               clipsim_ci_low=0.24, clipsim_ci_high=0.26),
-         dict(fvd=0.5, fvd_n=3.0, fvd_protocol="styleganv, 16 frames", **{"is": 9.0}, is_std=0.0, clipsim=0.9,
+         dict(fvd=0.5, fvd_n=3.0, fvd_lineage="styleganv, 16 frames", **{"is": 9.0}, is_std=0.0, clipsim=0.9,
               clipsim_ci_low=0.9, clipsim_ci_high=0.9)]
     rows = [{**_row("a", 0.3, 2.0, 500), **q[0]}, {**_row("b", 0.5, 3.0, 400), **q[1]},
             {**_row("gt", 1.0, NAN, NAN, role="ceiling"), **q[2]}]

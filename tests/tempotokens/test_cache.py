@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .helpers import tiny_train_config
+from tests.fixtures.training import tiny_train_config
 
 CACHED = {"cache.beats_features": True, "cache.vae_latents": True, "data.random_start": False, "max_steps": 2,
           "checkpointing_steps": 2}

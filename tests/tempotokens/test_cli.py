@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from avalign.media import read_video_gray, write_wav
+from avalign.io import write_wav
+
+from avalign.readers import read_video_gray
 from tempotokens.cli import main
-from tests.synth import click_track
+from tests.fixtures.media import click_track
 
 
 def test_make_tiny_writes_every_format(tmp_path, capsys):

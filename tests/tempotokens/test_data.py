@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from avalign.media import write_video, write_wav
+from avalign.io import write_video, write_wav
 from tempotokens.data.datasets import AudioVideoClips, collate, index_dataset, read_id_list, read_split_table
 from tempotokens.data.synthetic import make_synthetic
-from tests.synth import click_track, jump_frames
+from tests.fixtures.media import click_track, jump_frames
 
 
 def _clip(folder, name, fps=24, seconds=2.0, events=(0.5, 1.2), wav=True, track=False):

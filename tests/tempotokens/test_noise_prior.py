@@ -46,7 +46,7 @@ def test_training_noise_follows_the_model_prior(tmp_path, synthetic_root):
     from tempotokens.tiny import make_tiny
     from tempotokens.training.loop import Trainer
 
-    from .helpers import tiny_train_config
+    from tests.fixtures.training import tiny_train_config
 
     model = make_tiny(tmp_path / "m", noise_correlation=0.9)
     trainer = Trainer(tiny_train_config(model, synthetic_root, tmp_path / "out", max_steps=1, batch_size=2,

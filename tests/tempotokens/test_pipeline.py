@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tempotokens import AudioToVideoPipeline
-from tests.synth import click_track
+from tests.fixtures.media import click_track
 
 SR = 16000
 KW = dict(num_inference_steps=3, num_frames=8, fps=8.0)
@@ -37,10 +37,41 @@ def test_audio_only_text_only_and_both(tiny_pipe, waves):
     np.testing.assert_array_equal(audio.audio[0], waves[0])
 
 
-def test_the_audio_changes_the_video(tiny_pipe, waves):
-    a = tiny_pipe(audio=waves[0], generator=_gen(0), **KW).frames
-    b = tiny_pipe(audio=waves[1], generator=_gen(0), **KW).frames
-    assert np.abs(a - b).max() > 1e-3
+def _conditional_states(pipe, wave, monkeypatch, reverse: bool = False) -> torch.Tensor:
+    """The per-frame states ``(F, L, D)`` the UNet's conditional half is given (first call), with the
+    adaptor's per-frame tokens optionally fed in reversed frame order."""
+    from dataclasses import replace
+
+    seen, real_forward, real_adaptor = [], pipe.unet.forward, pipe.adaptor.forward
+
+    def spy(sample, t, encoder_hidden_states, cross_attention_kwargs=None, **kw):
+        seen.append(cross_attention_kwargs["frame_states"].clone())
+        return real_forward(sample, t, encoder_hidden_states=encoder_hidden_states,
+                            cross_attention_kwargs=cross_attention_kwargs, **kw)
+
+    def reversed_tokens(*a, **k):
+        out = real_adaptor(*a, **k)
+        flip = lambda x: x.flip(1)  # noqa: E731  (B, F, D): frames reversed
+        return replace(out, temporal=flip(out.temporal), local=tuple(flip(x) for x in out.local))
+
+    with monkeypatch.context() as m:
+        m.setattr(pipe.unet, "forward", spy)
+        if reverse:
+            m.setattr(pipe.adaptor, "forward", reversed_tokens)
+        pipe(audio=wave, generator=_gen(0), num_inference_steps=1, num_frames=4, fps=4.0, guidance_scale=5.0)
+    return seen[0][4:]  # rows of the unconditional half come first
+
+
+def test_each_frame_is_conditioned_on_its_own_audio_tokens(tiny_pipe, waves, monkeypatch):
+    """Frame f of the UNet gets the tokens of frame f: feeding the adaptor's tokens in reversed frame
+    order reverses the frames' states, row for row (a pipeline that shifted, pooled or mixed up the
+    frames' tokens fails), and the audio reaches them (another clip's audio gives other states)."""
+    states = _conditional_states(tiny_pipe, waves[0], monkeypatch)
+    flipped = _conditional_states(tiny_pipe, waves[0], monkeypatch, reverse=True)
+    torch.testing.assert_close(flipped, states.flip(0), rtol=0, atol=1e-6)
+    assert not torch.allclose(states[0], states[-1], atol=1e-4)  # the frames' tokens are not one and the same
+    other = _conditional_states(tiny_pipe, waves[1], monkeypatch)
+    assert not torch.allclose(other, states, atol=1e-4)
 
 
 def test_seeded_determinism(tiny_pipe, waves):
@@ -131,7 +162,7 @@ def test_not_a_model_folder(tmp_path):
 
 def test_write_clip_is_scored_directly(tiny_pipe, tmp_path):
     from avalign import score_file
-    from avalign.media import read_audio, write_clip
+    from avalign.io import read_audio, write_clip
 
     wave = click_track([0.25, 0.75], 1.0, SR)
     out = tiny_pipe(audio=wave, generator=_gen(0), output_type="uint8", **KW)
@@ -185,8 +216,15 @@ def test_audio_path_stays_float32_in_half_precision(tiny_dir):
     assert loaded.unet.dtype == torch.bfloat16 and loaded.beats.dtype == loaded.adaptor.dtype == torch.float32
 
 
-def test_default_size_is_the_folders_else_the_authors(tiny_pipe):
+def test_default_size_is_the_folders_else_the_authors(tiny_pipe, tiny_dir, tmp_path):
+    """A call without a size generates at the folder's ``default_size``; a folder without one (a
+    zeroscope/ModelScope folder) at the paper's 384x384."""
     assert tiny_pipe.config.default_size == [32, 32]
-    from tempotokens.pipeline import DEFAULT_SIZE
-
-    assert DEFAULT_SIZE == (384, 384)
+    out = tiny_pipe(prompt="a dog", generator=_gen(0), num_inference_steps=1, num_frames=2, fps=2.0)
+    assert out.frames.shape[2:4] == (32, 32)
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_dir, bare)
+    index = json.loads((bare / "model_index.json").read_text())
+    index.pop("default_size", None)
+    (bare / "model_index.json").write_text(json.dumps(index))
+    assert AudioToVideoPipeline.from_pretrained(bare).default_frame_size == (384, 384)  # Yariv et al., Sec. 4

@@ -10,7 +10,7 @@ def test_training_draws_timesteps_only_inside_the_range(tmp_path, synthetic_root
     from tempotokens.tiny import make_tiny
     from tempotokens.training.loop import Trainer
 
-    from .helpers import tiny_train_config
+    from tests.fixtures.training import tiny_train_config
 
     model = make_tiny(tmp_path / "m")
     trainer = Trainer(tiny_train_config(model, synthetic_root, tmp_path / "out", max_steps=1, batch_size=2,
@@ -28,7 +28,7 @@ def test_a_bad_timestep_range_is_one_clear_error(tmp_path, synthetic_root, low, 
     from tempotokens.tiny import make_tiny
     from tempotokens.training.loop import Trainer
 
-    from .helpers import tiny_train_config
+    from tests.fixtures.training import tiny_train_config
 
     over = {"optim.timestep_min": low, **({} if high is None else {"optim.timestep_max": high})}
     model = make_tiny(tmp_path / "m")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from avalign import Protocol, score_files
-from avalign.media import write_clip
+from avalign.io import write_clip
 from baselines import audio_span
 from baselines.shuffled_audio import derangement
 from tempotokens.adaptor import AdaptorOutput

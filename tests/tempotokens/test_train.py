@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from avalign.records import read_jsonl
+from avalign.io import read_jsonl
 from tempotokens.training.config import CONFIG_DIR, load_config
 
-from .helpers import adaptor_weights, tiny_train_config
+from tests.fixtures.training import adaptor_weights, tiny_train_config
 
 
 _cfg = tiny_train_config

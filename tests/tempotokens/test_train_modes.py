@@ -5,7 +5,7 @@ import torch
 
 from tempotokens.training.config import load_config
 
-from .helpers import tiny_train_config
+from tests.fixtures.training import tiny_train_config
 
 
 
@@ -136,7 +136,7 @@ def test_full_unet_with_mixed_precision_validates(tiny_dir, synthetic_root, tmp_
     import subprocess
     import sys
 
-    from avalign.records import read_jsonl
+    from avalign.io import read_jsonl
 
     out = tmp_path / "bf16"
     over = {"model": tiny_dir, "make_tiny": "false", "output_dir": out, "data.root": synthetic_root,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.synth import click_track
+from tests.fixtures.media import click_track
 
 FRAMES, STEPS = 16, 10
 _per_step: dict[str, float] = {}

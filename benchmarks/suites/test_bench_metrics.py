@@ -1,6 +1,6 @@
 """Seconds per clip of each video-quality metric's feature pass on the CPU (``make bench``).
 
-Full-size random-weight stand-ins in the published formats (:mod:`benchmarks.metrics.testing`): the
+Full-size random-weight stand-ins in the published formats (:mod:`tests.fixtures.weights`): the
 StyleGAN-V TorchScript I3D and the VideoGPT InceptionI3d (16 frames), C3D (16 frames) and CLIP
 ViT-B/32 (24 frames, one per frame).  The clip is the authors' generation size, 384x384 RGB at 12 fps,
 already decoded (decoding is timed by the AV-Align suite).  Each case checks the shape and finiteness
@@ -18,7 +18,7 @@ import torch
 from benchmarks.metrics.clipsim import ClipSim
 from benchmarks.metrics.fvd import fvd_extractor
 from benchmarks.metrics.inception import is_extractor
-from benchmarks.metrics.testing import make_full_size_weights
+from tests.fixtures.weights import make_full_size_weights
 
 _seconds: dict[str, float] = {}
 

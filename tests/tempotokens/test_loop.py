@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from avalign.records import read_jsonl
+from avalign.io import read_jsonl
 from tempotokens.training.config import CONFIG_DIR, load_config
-from tests.tempotokens.helpers import adaptor_weights as _adaptor
-from tests.tempotokens.helpers import tiny_train_config as _tiny_cfg
+from tests.fixtures.training import adaptor_weights as _adaptor
+from tests.fixtures.training import tiny_train_config as _tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,7 +178,7 @@ def test_a_programming_error_is_not_skipped(tiny_dir, synthetic_root, tmp_path, 
 
 def test_items_at_the_generation_fps(tmp_path):
     """data.fps: frames chosen by the protocol's rule, and exactly the audio they cover."""
-    from avalign.media import write_video, write_wav
+    from avalign.io import write_video, write_wav
     from tempotokens.data.datasets import AudioVideoClips, ClipInfo
 
     n, src = 50, 25.0

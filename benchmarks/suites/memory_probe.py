@@ -1,4 +1,4 @@
-"""``python -m benchmarks.memory_probe``: the peak memory of one UNet step, measured in a fresh process.
+"""``python -m benchmarks.suites.memory_probe``: the peak memory of one UNet step, measured in a fresh process.
 
 One case per process, so its peak is its own: a mid-size random-weight ``UNet3DConditionModel``
 (channels 64/128/256, cross-attention width 1024 as zeroscope's, 24 frames of 32x32 latents, one video)
@@ -30,7 +30,7 @@ def _status_mb(field: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.memory_probe", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.suites.memory_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--step", choices=("train", "sample"), default="train")
     p.add_argument("--conditioning", choices=("frames", "packed"), default="frames")
     p.add_argument("--checkpointing", action="store_true", help="checkpoint the UNet's down/mid/up blocks")

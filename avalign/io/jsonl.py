@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from .atomic import atomic_path
+from .files import disk_full
+
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete records of a JSONL file ([] when it does not exist)."""
@@ -57,9 +60,22 @@ class JsonlWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record, allow_nan=False) + "\n").encode())
-        if self.fsync:
-            os.fsync(self._fd)
+        """Append ``record`` as one line.  A full disk raises :class:`~avalign.io.files.DiskFullError`
+        naming the file, after cutting off whatever part of the line was written."""
+        line = (json.dumps(record, allow_nan=False) + "\n").encode()
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(28, "short write")  # ENOSPC: the kernel took only part of the line
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.truncate(self.path, end)
+            except OSError:
+                pass
+            raise disk_full(exc, self.path) from None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -75,12 +91,7 @@ class JsonlWriter:
 
 def rewrite_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Replace a JSONL file atomically (write a temporary file, then rename it over)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         for record in records:
             f.write(json.dumps(record, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 

@@ -15,10 +15,10 @@ import pytest
 
 from avalign import score_files
 from avalign.core import audio_peaks, pair_magnitudes
-from avalign.media import read_video_gray
-from benchmarks import reference_avalign
+from avalign.readers import read_video_gray
+from benchmarks.suites import reference_avalign
 
-CLIPS = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden" / "clips"
+CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "golden" / "clips"
 _means: dict[str, float] = {}
 
 
@@ -133,7 +133,7 @@ _per_clip: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def vggsound_like(tmp_path_factory):
-    from benchmarks.clips import textured_motion_clip
+    from tests.fixtures.media import textured_motion_clip
 
     return textured_motion_clip(tmp_path_factory.mktemp("clip") / "textured_640x360_25fps_10s")
 

@@ -1,6 +1,6 @@
 """Peak memory of one UNet step (``make bench``): checkpointing on/off, per-frame conditioning O(F)
 (``frame_states``) against the earlier O(F^2) packing.  Each case runs in a fresh process
-(:mod:`benchmarks.memory_probe`): a mid-size UNet3D, 24 frames of 32x32 latents, cross-attention 1024."""
+(:mod:`benchmarks.suites.memory_probe`): a mid-size UNet3D, 24 frames of 32x32 latents, cross-attention 1024."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASES = {
     "train_frames": ["--step", "train", "--conditioning", "frames"],
     "train_frames_checkpointing": ["--step", "train", "--conditioning", "frames", "--checkpointing"],
@@ -23,7 +23,7 @@ _peaks: dict[str, float] = {}
 
 
 def _probe(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", *args], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.suites.memory_probe", *args], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
