@@ -27,6 +27,7 @@ from avalign.runctl import ignore_interrupts
 from baselines import GenerationSettings, RunContext, get_method
 from tempotokens.data.datasets import ClipInfo
 
+from .records import ClipProfile, GenerationRecord, LoadProfile
 from .runfolder import latest, read_all
 
 
@@ -115,9 +116,9 @@ def run_method(job: MethodJob) -> None:
                 records.write(_record(by_id[clip_id], method, ctx, job, 0.0, None, None, reason))
             return
         if method.generative:
-            profiles.write({"kind": "load", **tag, "device": s.device,
-                            "load_s": load_s if load_s is not None else time.perf_counter() - start,
-                            "load_mem_mb": current_memory_mb(s.device)})
+            profiles.write(LoadProfile(**tag, device=s.device,
+                                       load_s=load_s if load_s is not None else time.perf_counter() - start,
+                                       load_mem_mb=current_memory_mb(s.device)).to_record())
         for clip_id in tqdm(job.todo, desc=method.name, unit="clip", disable=None, file=sys.stderr):
             clip = by_id[clip_id]
             ctx.profiler = StageProfiler(s.device) if method.generative else None
@@ -134,19 +135,19 @@ def run_method(job: MethodJob) -> None:
             if method.generative:
                 peak = max(peak_memory_mb(s.device), ctx.profiler.peak_mb or 0.0)
                 if error is None:
-                    profiles.write({"kind": "clip", **tag, "clip_id": clip_id, **ctx.profiler.to_record()})
+                    profiles.write(ClipProfile(**tag, clip_id=clip_id, **ctx.profiler.to_record()).to_record())
             records.write(_record(clip, method, ctx, job, seconds, peak, out, error))
 
 
 def _record(clip: ClipInfo, method, ctx: RunContext, job: MethodJob, seconds: float, peak: float | None, out,
             error: str | None) -> dict:
     s = ctx.settings
-    return {"clip_id": clip.clip_id, "method": method.name, "role": method.role, "generative": method.generative,
-            "seed": ctx.seed_for(clip), "seconds": seconds, "peak_mem_mb": peak, "num_frames": s.num_frames,
-            "device": s.device, "video": str(out.video) if out else None,
-            "audio": str(out.audio) if out and out.audio else None, "source": method_source(method),
-            "status": "ok" if error is None else "error", "error": error, "settings_hash": job.settings_hash,
-            "attempt": uuid.uuid4().hex[:12]}
+    return GenerationRecord(
+        clip_id=clip.clip_id, method=method.name, role=method.role, generative=method.generative,
+        seed=ctx.seed_for(clip), seconds=seconds, peak_mem_mb=peak, num_frames=s.num_frames, device=s.device,
+        settings_hash=job.settings_hash, attempt=uuid.uuid4().hex[:12], video=str(out.video) if out else None,
+        audio=str(out.audio) if out and out.audio else None, source=method_source(method),
+        status="ok" if error is None else "error", error=error).to_record()
 
 
 def method_source(method) -> str | None:

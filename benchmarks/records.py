@@ -32,8 +32,13 @@ class Record:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_record(cls: type[R], record: dict[str, Any]) -> R:
+    def from_record(cls: type[R], record: dict[str, Any], strict: bool = False) -> R:
+        """The record of a JSON object; a key it does not know is ignored (an older or newer file),
+        or, with ``strict`` (what a writer builds), refused."""
         names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - names)
+        if strict and unknown:
+            raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
         return cls(**{k: v for k, v in record.items() if k in names})
 
     @classmethod
@@ -183,9 +188,9 @@ class SummaryRow(Record):
         return {self.RENAMES.get(k, k): v for k, v in super().to_record().items()}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "SummaryRow":
+    def from_record(cls, record: dict[str, Any], strict: bool = False) -> "SummaryRow":
         back = {v: k for k, v in cls.RENAMES.items()}
-        return super().from_record({back.get(k, k): v for k, v in record.items()})
+        return super().from_record({back.get(k, k): v for k, v in record.items()}, strict)
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:

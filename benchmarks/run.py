@@ -47,6 +47,7 @@ from tempotokens.defaults import AUTHORS, TOY, is_toy_sized
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .metrics.weights import WeightsError
+from .records import ClipKey, ScoreRecord
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
 
@@ -181,8 +182,7 @@ def wait_for_ranks(run_dir: Path, token: str, world: int, poll_s: float = 2.0) -
 # --------------------------------------------------------------------------------------------
 # Stage 2: score
 # --------------------------------------------------------------------------------------------
-BASE_KEYS = ("clip_id", "method", "role", "generative", "seed", "seconds", "peak_mem_mb", "num_frames", "device",
-             "settings_hash", "attempt")
+BASE_KEYS = ClipKey.columns()  #: what a score record copies from its generation record
 
 
 def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | None = None,
@@ -210,8 +210,8 @@ def stage_score(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
         with closing(score_files(jobs, variant, protocol=protocol, workers=workers, executor=executor)) as results:
             for result in results:  # closing: an interrupt ends the workers at once
                 for r in waiting.pop((os.path.abspath(result.video), result.audio)):
-                    out.write({**{k: r.get(k) for k in BASE_KEYS}, "status": result.status, "error": result.error,
-                               "avalign": result.to_record(envelope=True)})
+                    out.write(ScoreRecord(**{k: r.get(k) for k in BASE_KEYS}, status=result.status,
+                                          error=result.error, avalign=result.to_record(envelope=True)).to_record())
 
 
 def stage_study(run_dir: Path, protocol: Protocol, variant: str, workers: int | None, executor: str) -> None:

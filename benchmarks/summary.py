@@ -21,11 +21,10 @@ import numpy as np
 from avalign.io import atomic_path
 from avalign.stats import bootstrap_ci, summarize
 
-COLUMNS = ("dataset", "method", "role", "protocol", "variant", "n", "n_undefined", "n_error", "n_scored", "av_align",
-           "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n", "fvd_lineage", "is", "is_std", "is_n", "clipsim",
-           "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "reference", "n_paired", "delta", "delta_ci_low", "delta_ci_high",
-           "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50", "s_per_clip_p90", "frames_per_s",
-           "clips_per_hour", "device")
+from .records import SummaryRow
+
+#: ``summary.csv``'s columns: the fields of :class:`benchmarks.records.SummaryRow`, in order.
+COLUMNS = SummaryRow.columns()
 
 
 def clip_scores(records: Sequence[dict], method: str) -> dict[str, float]:
@@ -93,7 +92,7 @@ def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict]
             row["n_paired"] = len(ref_scores)
         if any(r.get("generative") for r in mine):
             row.update(resource_figures(mine, [p for p in profiles if p["method"] == m and p.get("kind") == "load"]))
-        rows.append({k: row.get(k) for k in COLUMNS})
+        rows.append(SummaryRow.from_record(row, strict=True).to_record())
     return rows
 
 

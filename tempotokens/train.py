@@ -1,6 +1,8 @@
 """``accelerate launch -m tempotokens.train --config CONFIG.yaml`` (or ``python -m tempotokens.train``).
 
-Trains the audio-token adaptor; see :mod:`tempotokens.training.loop` and the README.
+Trains the audio-token adaptor; see :mod:`tempotokens.training.loop` and the docs (Train the
+adaptor).  Exit statuses as every tool's (:mod:`avalign.runctl`): 0, 2 for a bad config or input,
+130/143 after SIGINT/SIGTERM with the finished checkpoints kept.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import logging
 import sys
 from typing import Sequence
 
+from avalign.flags import HelpFormatter, run_cli
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tempotokens.train",
         description="Train the TempoTokens audio-token adaptor (accelerate: one GPU, many, or CPU).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--config", default="tiny",
                         help="YAML file, or a name in tempotokens/configs (vggsound, landscape, audioset_drum, tiny)")
@@ -45,13 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from .training.loop import train
 
-    try:
-        adaptor = train(cfg, args.resume)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"tempotokens.train: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(f"adaptor saved to {adaptor}")
-    return 0
+    def body() -> int:
+        print(f"adaptor saved to {train(cfg, args.resume)}")
+        return 0
+
+    # Ctrl-C / SIGTERM: 130 / 143 within seconds; the checkpoints written so far are kept and
+    # ``--resume latest`` continues from the newest (a checkpoint is published whole or not at all)
+    return run_cli("tempotokens.train", body, fatal=(ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

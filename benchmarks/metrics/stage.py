@@ -27,6 +27,7 @@ import numpy as np
 from avalign.protocol import Protocol
 from avalign.io import JsonlWriter, read_jsonl
 
+from ..records import MetricRecord
 from ..runfolder import settings_hash
 from .videos import Extractor, extract
 
@@ -167,8 +168,9 @@ def stage_metrics(run_dir: Path, generated: dict, clips: Sequence, protocol: Pro
                         if key not in warned:
                             warned.add(key)
                             print(f"benchmarks.metrics: warning: {metric}: {note}", file=sys.stderr)
-                if previous.get((method, metric)) != record:  # a rerun adds no duplicate
-                    out.write(record)
+                typed = MetricRecord.from_record(record, strict=True).to_record()
+                if previous.get((method, metric)) != typed:  # a rerun adds no duplicate
+                    out.write(typed)
 
 
 def latest_metrics(run_dir: Path) -> dict[tuple[str, str], dict]:

@@ -456,3 +456,28 @@ def test_metrics_need_their_weights_before_anything_runs(tiny_dir, data_root, tm
     assert not (tmp_path / "out").exists()
     assert main([*argv[:-4], "--metrics", "av_align,fid"]) == 2
     assert "--metrics 'av_align,fid': choose from av_align, fvd, is, clipsim" in capsys.readouterr().err
+
+
+def test_every_record_the_run_wrote_is_a_typed_record(run):
+    """Each line of every file of the run folder is exactly one of benchmarks.records' dataclasses
+    (read back and written again, it is the same object, key for key); summary.csv's header is
+    SummaryRow's fields; a writer's unknown key is refused."""
+    import csv as _csv
+
+    from benchmarks.records import ClipProfile, GenerationRecord, LoadProfile, ScoreRecord, SummaryRow
+
+    files = {"generate-0.jsonl": [GenerationRecord], "records.jsonl": [ScoreRecord],
+             "profiles-0.jsonl": [LoadProfile, ClipProfile]}
+    for name, kinds in files.items():
+        records = read_jsonl(run / name)
+        assert records, name
+        for r in records:
+            kind = kinds[0] if len(kinds) == 1 else {"load": LoadProfile, "clip": ClipProfile}[r["kind"]]
+            assert list(r) == list(kind.columns()), (name, sorted(set(r) ^ set(kind.columns())))
+            assert kind.from_record(r, strict=True).to_record() == r
+    with open(run / "summary.csv", newline="") as f:
+        header = next(_csv.reader(f))
+    assert tuple(header) == SummaryRow.columns() and "is" in header and "is_" not in header
+    with pytest.raises(TypeError, match="no field bogus"):
+        GenerationRecord.from_record({"clip_id": "a", "method": "m", "bogus": 1}, strict=True)
+    assert GenerationRecord.from_record({"clip_id": "a", "method": "m", "bogus": 1}).status == "ok"  # reading: lenient
