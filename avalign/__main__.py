@@ -1,7 +1,7 @@
 """``python -m avalign``: see :mod:`avalign.cli`."""
 
-import sys
+from .runctl import exit_with
 
 from .cli import main
 
-sys.exit(main())
+exit_with(main())

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import FLOW_MODES
+from .runctl import exit_with
 from .flags import HelpFormatter as _HelpFormatter
 from .flags import UsageError, add_protocol_flags, protocol_from_args, run_cli
 from .io import VIDEO_EXTENSIONS, JsonlWriter, is_partial, lock_output, read_jsonl, rewrite_jsonl
@@ -288,3 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_score(args)
 
     return run_cli("avalign", body, fatal=(ExecutorError,))
+
+
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())

@@ -108,3 +108,7 @@ def run_cli(prog: str, body: Callable[[], int], fatal: tuple[type[BaseException]
     except KeyboardInterrupt as exc:
         print(f"{prog}: {interrupt_name(exc)}; what was finished is kept (rerun to resume)", file=sys.stderr)
         return interrupt_status(exc)
+    except BrokenPipeError:  # the reader went away (``| head``): no traceback; what it read was whole
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -79,3 +79,24 @@ def stop_pool(pool, timeout_s: float = 3.0) -> None:
             p.kill()
             p.join(1.0)
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def exit_with(status: int) -> None:
+    """End the process with ``status`` (what ``python -m`` entry points and console scripts call).
+
+    After an interrupt (130, 143) the process ends at once: stdio and logging are flushed and
+    ``os._exit`` skips the interpreter's finalization, which takes seconds with torch loaded and
+    has nothing left to do (the records are written and fsynced, the workers already ended)."""
+    if status in (EXIT_SIGINT, EXIT_SIGTERM):
+        import logging
+        import os
+        import sys
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    raise SystemExit(status)

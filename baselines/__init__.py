@@ -81,6 +81,9 @@ class Method(Protocol):
     role: Role
     #: True for methods that synthesise video (they report model load time and memory).
     generative: bool
+    #: True for the method the paired deltas are taken against by default (the audio-free baseline);
+    #: optional, False when absent.
+    reference: bool
 
     def load(self, ctx: RunContext) -> None: ...
 
@@ -107,11 +110,20 @@ def write_real(out_mp4: Path, frames: np.ndarray, fps: float, audio: np.ndarray,
     return Output(*write_clip(out_mp4, frames[:, :h, :w], fps, audio, sr))
 
 
-def get_method(name: str) -> Method:
-    """A method by name: ``tempotokens``, ``tempotokens_text_audio``, ``text_to_video``,
-    ``ground_truth``, ``shuffled_audio``, ``tempotokens_other_audio``, ``static_frame``, ``external:DIR`` or ``external:DIR:own-audio``."""
-    from . import external, ground_truth, shuffled_audio, static_frame, tempotokens_audio, tempotokens_other_audio
+def _registry() -> dict[str, Method]:
+    """The one registry of the built-in methods, in table order (``external:DIR`` is made by name)."""
+    from . import ground_truth, shuffled_audio, static_frame, tempotokens_audio, tempotokens_other_audio
     from . import tempotokens_text_audio, text_to_video
+
+    methods = (tempotokens_audio.TempoTokens(), tempotokens_text_audio.TempoTokensTextAudio(),
+               text_to_video.TextToVideo(), ground_truth.GroundTruth(), shuffled_audio.ShuffledAudio(),
+               tempotokens_other_audio.TempoTokensOtherAudio(), static_frame.StaticFrame())
+    return {m.name: m for m in methods}
+
+
+def get_method(name: str) -> Method:
+    """A method by name: one of :data:`ALL_METHODS`, ``external:DIR`` or ``external:DIR:own-audio``."""
+    from . import external
 
     if name.startswith("external:"):
         folder = name.split(":", 1)[1]
@@ -120,16 +132,24 @@ def get_method(name: str) -> Method:
         if not folder:
             raise ValueError(f"{name!r}: external needs a folder, external:DIR")
         return external.External(folder, own_audio=own)
-    methods = {m.name: m for m in (tempotokens_audio.TempoTokens(), tempotokens_text_audio.TempoTokensTextAudio(),
-                                   text_to_video.TextToVideo(), ground_truth.GroundTruth(),
-                                   shuffled_audio.ShuffledAudio(), tempotokens_other_audio.TempoTokensOtherAudio(),
-                                   static_frame.StaticFrame())}
+    methods = _registry()
     if name not in methods:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(methods)}, external:DIR "
                          "or external:DIR:own-audio")
     return methods[name]
 
 
+def default_reference(names) -> str | None:
+    """The method among ``names`` that declares itself the default reference of the paired deltas."""
+    return next((n for n in names if getattr(_method_or_none(n), "reference", False)), None)
+
+
+def _method_or_none(name: str):
+    try:
+        return get_method(name)
+    except ValueError:  # a name found in an older run folder, or external:DIR's row name
+        return None
+
+
 #: Every built-in method, in table order (``external:DIR`` is added by name).
-ALL_METHODS = ("tempotokens", "tempotokens_text_audio", "text_to_video", "ground_truth", "shuffled_audio",
-               "tempotokens_other_audio", "static_frame")
+ALL_METHODS = tuple(_registry())

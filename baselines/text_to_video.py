@@ -14,6 +14,7 @@ class TextToVideo:
     name = "text_to_video"
     role = "compared"
     generative = True
+    reference = True  #: the audio-free baseline: the paired deltas' default reference
 
     def load(self, ctx: RunContext) -> float:
         return load_pipeline(ctx)

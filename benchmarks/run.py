@@ -37,10 +37,12 @@ import numpy as np
 
 from avalign import DEFAULT_VARIANT, VARIANTS, Protocol
 from avalign.core import FLOW_MODES
+from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
 from avalign.io import JsonlWriter, RunLock, read_jsonl, write_json_atomic
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from baselines import ALL_METHODS, GenerationSettings, get_method
+from baselines import default_reference as baselines_default_reference
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 from tempotokens.toy import SHIPPED as TOY_MODEL
 from tempotokens.defaults import AUTHORS, TOY, is_toy_sized
@@ -220,9 +222,10 @@ def stage_study(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
     from avalign.study import StudySettings, run_study
 
     clips = sorted(r["avalign"]["video"] for r in latest(read_jsonl(run_dir / "records.jsonl")).values()
-                   if r["method"] == "ground_truth" and r.get("avalign") and r["status"] != "error")
+                   if r.get("role") == "ceiling" and r.get("avalign") and r["status"] != "error")
     if not clips:
-        print("benchmarks.run: --study needs the ground_truth method's clips; none were scored", file=sys.stderr)
+        print("benchmarks.run: --study needs the clips of a ceiling method (ground_truth); none were scored",
+              file=sys.stderr)
         return
     run_study(clips, run_dir / "study", StudySettings(offsets=6, factors=("offset",)), variant=variant,
               workers=workers, executor=executor, protocol=protocol)
@@ -232,9 +235,10 @@ def stage_study(run_dir: Path, protocol: Protocol, variant: str, workers: int | 
 # Stage 3: summarize
 # --------------------------------------------------------------------------------------------
 def default_reference(requested: str | None, methods: Sequence[str]) -> str | None:
-    """The reference of the paired deltas: the one asked for, else ``text_to_video`` when it is among
-    ``methods`` (those run now and those already in the folder), else none."""
-    return requested or ("text_to_video" if "text_to_video" in methods else None)
+    """The reference of the paired deltas: the one asked for, else the method among ``methods`` (those
+    run now and those already in the folder) that declares itself the reference (``text_to_video``),
+    else none."""
+    return requested or baselines_default_reference(methods)
 
 
 def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
@@ -417,5 +421,10 @@ def failed_status(run_dir: Path, names: Sequence[str], rank: int | None) -> int:
     return EXIT_ITEM_ERROR if failed else EXIT_OK
 
 
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

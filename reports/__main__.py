@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, run_cli
 from avalign.io import read_jsonl, write_text_atomic
 from benchmarks.runfolder import latest, read_all
@@ -105,5 +106,10 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

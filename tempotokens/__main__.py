@@ -1,7 +1,7 @@
 """``python -m tempotokens``: see :mod:`tempotokens.cli`."""
 
-import sys
+from avalign.runctl import exit_with
 
 from .cli import main
 
-sys.exit(main())
+exit_with(main())

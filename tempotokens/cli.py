@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
 from avalign.runctl import EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported: the statuses)
 
@@ -262,3 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "probe": run_probe,
            "generate": run_generate}
     return run_cli("tempotokens", lambda: run[args.command](args))
+
+
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())

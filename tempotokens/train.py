@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Sequence
 
+from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, run_cli
 
 
@@ -60,4 +61,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, UsageError, add_protocol_flags, protocol_from_args, run_cli
 from avalign.io import MediaError, write_json_atomic
 from avalign.protocol import Protocol
@@ -219,3 +220,8 @@ def _run(args: argparse.Namespace) -> int:
     n = f"n_real={result['n_real']}, n_fake={result['n_fake']}" if args.metric == "fvd" else f"n={result['n']}"
     print(f"{args.metric}: {value:.6g}{extra} ({n}; {len(result['skipped'])} skipped)")
     return EXIT_ITEM_ERROR if result["skipped"] else EXIT_OK
+
+
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())

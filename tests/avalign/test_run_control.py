@@ -79,7 +79,7 @@ def _keys(out: Path) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])
 def test_a_signal_stops_the_run_its_workers_and_a_rerun_resumes(clip_dir, tmp_path, sig, status):
     out = tmp_path / "R.jsonl"
     proc = _score(clip_dir, out)
@@ -107,6 +107,7 @@ def test_a_signal_stops_the_run_its_workers_and_a_rerun_resumes(clip_dir, tmp_pa
     assert keys[: len(kept)] == kept  # the finished records are kept as they were
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_second_run_into_a_live_out_is_refused_and_kill_9_leaves_no_stuck_lock(clip_dir, tmp_path):
     out = tmp_path / "R.jsonl"
@@ -125,6 +126,26 @@ def test_a_second_run_into_a_live_out_is_refused_and_kill_9_leaves_no_stuck_lock
     assert rerun.returncode == 0, err
     keys = _keys(out)
     assert len(keys) == 12 and len(set(keys)) == 12 and keys[: len(kept)] == kept
+
+
+def test_the_lock_refuses_a_live_holder_and_is_free_once_it_is_gone(tmp_path):
+    """A process holding ``R.jsonl``'s lock: this one is refused with its pid; once the holder is
+    killed with SIGKILL (no handler runs) the lock is free, though its file is still there."""
+    from avalign.io import LockedError, lock_output
+
+    out = tmp_path / "R.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from avalign.io import lock_output; "
+                               f"lock = lock_output({str(out)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LockedError, match=rf"R.jsonl: in use by another run \(pid {holder.pid}\)"):
+        lock_output(out)
+    holder.kill()
+    holder.wait()
+    assert (tmp_path / "R.jsonl.lock").exists()
+    with lock_output(out):  # free: the kernel dropped the dead holder's flock
+        with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
+            lock_output(out)  # and this process now holds it
 
 
 def _small_disk(limit_bytes: int):
@@ -175,3 +196,72 @@ def test_a_full_temporary_folder_in_a_worker_is_one_line_exit_2(clip_dir, tmp_pa
     assert proc.returncode == 2, err
     (line,) = err.strip().splitlines()
     assert line.startswith("avalign: error: ") and line.endswith(".npy: cannot write (No space left on device)")
+
+
+def _signal_after(cmd: list[str], ready, sig, cwd: Path, timeout_s: float = 300.0) -> tuple[int, float, str, set]:
+    """Start ``cmd`` in its own process group, wait until ``ready()``, send ``sig`` to the group;
+    returns (status, seconds from signal to exit, stderr, the processes it had)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "never ready"
+        time.sleep(0.1)
+    children = _descendants(proc.pid)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, time.monotonic() - t0, err, children
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_benchmark_runner_stops_mid_generation_and_resumes(tmp_path):
+    """SIGINT while the tiny model is generating (in its own process): exit 130 within the bound,
+    the method's process gone, its finished clips' records kept; the rerun completes every clip once."""
+    from tempotokens.data.synthetic import make_synthetic
+
+    data = tmp_path / "data"
+    from tempotokens.data.datasets import index_dataset
+
+    make_synthetic(data, num_clips=40, seed=0, duration_s=2.0, size=32)
+    n = len(index_dataset(data, "synthetic", split="test"))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--data-root", str(data), "--model", "tiny", "--out", str(out),
+           "--methods", "tempotokens,ground_truth", "--steps", "4", "--workers", "2"]
+
+    def some_generated():
+        return any(r["method"] == "tempotokens" for r in read_jsonl(out / "generate-0.jsonl"))
+
+    status, seconds, err, children = _signal_after(cmd, some_generated, signal.SIGINT, tmp_path)
+    assert status == 130 and seconds < STOP_BOUND_S, err
+    time.sleep(0.5)
+    assert children and not [p for p in children if _alive(p)]
+    kept = [r for r in read_jsonl(out / "generate-0.jsonl") if r["method"] == "tempotokens"]
+    assert 1 <= len(kept) < n
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    gen = [(r["method"], r["clip_id"]) for r in read_jsonl(out / "generate-0.jsonl")]
+    assert len(gen) == len(set(gen)) == 2 * n  # n clips x 2 methods, none generated twice
+    scored = [(r["method"], r["clip_id"]) for r in read_jsonl(out / "records.jsonl")]
+    assert len(scored) == len(set(scored)) == 2 * n
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_training_stops_within_the_bound_and_resumes_from_its_checkpoint(tmp_path, sig, status):
+    out = tmp_path / "train"
+    common = ["--config", "tiny", "--output-dir", str(out), f"data.root={tmp_path / 'data'}", f"model={tmp_path / 'tiny-model'}"]
+    cmd = [sys.executable, "-m", "tempotokens.train", *common, "--max-steps", "400"]
+    code, seconds, err, _ = _signal_after(cmd, lambda: (out / "checkpoint-4").is_dir(), sig, tmp_path)
+    assert code == status and seconds < STOP_BOUND_S, err
+    assert "what was finished is kept" in err and "Traceback" not in err
+    assert not list(out.glob(".tmp-*")), "a checkpoint is published whole or not at all"
+    last = max(int(c.name.split("-")[1]) for c in out.glob("checkpoint-*"))
+    resumed = subprocess.run([sys.executable, "-m", "tempotokens.train", *common, "--max-steps", str(last + 2),
+                              "--resume", "latest"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, last + 3))  # every step once: kept up to the checkpoint, then resumed
