@@ -69,6 +69,9 @@ def prepare_clip(job: Job, chunk_pairs: int, protocol: Protocol) -> tuple[Prepar
     crash = os.environ.get("_AVALIGN_CRASH_ON")  # fault injection for the tests: kill this worker
     if crash and crash in job.video:
         os._exit(1)
+    slow = os.environ.get("_AVALIGN_SLOW_ON")  # fault injection: a task that outlasts any stop bound
+    if slow and slow in job.video:
+        time.sleep(120)
     try:
         clip = read_video_for_flow(job.video, protocol)  # conformed: frames are selected before any flow
         first = min(max(clip.n_frames - 1, 0), chunk_pairs)

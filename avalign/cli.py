@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_protocol_flags(score)  # --fps, --size, --duration, --flow: a benchmark run's protocol, reproduced
     score.add_argument("--out", metavar="R.jsonl", help="append one JSON record per clip to this file")
     score.add_argument("--workers", type=int, default=default_workers(), metavar="N",
-                       help="worker processes (with --executor ray and no cluster: the local cluster's CPUs)")
+                       help="worker processes (default: the CPUs this process may use; with --executor ray and no "
+                            "cluster: the local cluster's CPUs)")
     score.add_argument("--executor", default="local", choices=("local", "ray"),
                        help="local: processes on this machine; ray: Ray tasks (pip install 'tempotokens[ray]')")
     score.add_argument("--address", metavar="ADDR",
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--flow", default=",".join(FLOW_MODES), help="flow modes, comma-separated")
     study.add_argument("--factors", default="offset,fps,size,crf,flow", help="which factors to vary")
     study.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
-    study.add_argument("--workers", type=int, default=default_workers(), metavar="N", help="worker processes")
+    study.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                       help="worker processes (default: the CPUs this process may use)")
     study.add_argument("--executor", default="local", choices=("local", "ray"), help="where clips are scored")
     study.add_argument("--address", metavar="ADDR", help="Ray cluster (see score --help)")
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_study_cli(args: argparse.Namespace) -> int:
-    from .study import StudySettings, iter_factors, run_study, summary_rows
+    from .study import StudyFolderError, StudySettings, iter_factors, run_study, summary_rows
 
     if args.workers < 1 or args.offsets < 0:
         raise UsageError("--workers must be at least 1 and --offsets at least 0")
@@ -111,13 +113,20 @@ def run_study_cli(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     videos = [j.video for j in collect_jobs(args.paths, None)]
-    rows = run_study(videos, args.out, settings, variant=args.variant, workers=args.workers, executor=args.executor,
-                     address=args.address)
+    try:
+        rows = run_study(videos, args.out, settings, variant=args.variant, workers=args.workers,
+                         executor=args.executor, address=args.address)
+    except StudyFolderError as exc:
+        raise UsageError(str(exc)) from None
     for r in summary_rows(rows):
         print(f"{r['factor']:<7}{str(r['value']):>18}  mean {r['mean']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})  "
               f"|d| {r['mean_abs_delta']:.3f}  rho {r['spearman_rho']:.2f}  n={r['n']}")
     print(f"study: {Path(args.out) / 'study.csv'}")
-    return EXIT_OK
+    failed = sorted({r["clip"] for r in rows if r["status"] == "error"})
+    if failed:
+        print(f"avalign study: {len(failed)} clips could not be scored (their rows say error), e.g. {failed[0]}",
+              file=sys.stderr)
+    return EXIT_ITEM_ERROR if failed else EXIT_OK
 
 
 def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import ONSET_HOP
+from .io import save_figure
 from .score import AVAlignResult
 
 
@@ -72,6 +73,6 @@ def plot_result(result: AVAlignResult, path: str | os.PathLike, title: str | Non
         fontsize=10,
     )
     ax_v.legend(loc="upper right", fontsize=8)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

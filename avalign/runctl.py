@@ -36,13 +36,17 @@ def _raise_terminated(signum, frame) -> None:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block SIGTERM raises :class:`Terminated` and SIGINT :class:`KeyboardInterrupt`
-    (even where the process inherited SIGINT ignored); the previous handlers come back after it.
+    (unless the process inherited SIGINT ignored); the previous handlers come back after it.
     Outside the main thread it does nothing (signals are only delivered there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    inherited = signal.getsignal(signal.SIGINT)
     old = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-           signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+           # a job started in the background with SIGINT ignored (``cmd &`` in a script) stays immune
+           # to the terminal's Ctrl-C, as the shell meant; SIGTERM still stops it
+           signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN if inherited == signal.SIG_IGN
+                                        else signal.default_int_handler)}
     try:
         yield
     finally:

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import core
-from .io import JsonlWriter, atomic_path, lock_output, read_audio, read_jsonl
+from .io import JsonlWriter, atomic_path, lock_output, read_audio, read_jsonl, save_figure, write_json_atomic
 from .parallel import Job, score_files
 from .protocol import Protocol
 from .score import AVAlignResult, analyze_audio, resolve_audio
@@ -138,7 +138,8 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     variant = get_variant(variant)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with lock_output(out):  # one live study per folder (else LockedError: one line)
+    with lock_output(out, kind="dir"):  # one live study per folder (else LockedError: one line)
+        _claim(out, {"variant": variant.name, "protocol": (protocol or Protocol()).to_record()})
         rows_path = out / "study.jsonl"
         done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
         videos = [os.path.abspath(p) for p in paths]
@@ -209,6 +210,27 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
         write_summary(rows, out / "study.csv")
         plot_study(rows, out)
     return rows
+
+
+class StudyFolderError(ValueError):
+    """A study folder made with another variant or base protocol: one line (exit status 2)."""
+
+
+def _claim(out: Path, identity: dict) -> None:
+    """``DIR/study.json`` names the variant and base protocol the rows were made with; a resumed study
+    must use the same, so a folder never mixes rows scored two ways."""
+    import json
+
+    path = out / "study.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != identity:
+            diff = "; ".join(f"{k} {old.get(k)} -> {identity.get(k)}" for k in identity if old.get(k) != identity.get(k))
+            raise StudyFolderError(f"{out}: made with other settings ({diff}); use another --out")
+        return
+    if (out / "study.jsonl").is_file():
+        raise StudyFolderError(f"{out}: holds rows without study.json (an older study); use another --out")
+    write_json_atomic(path, identity)
 
 
 def _shapes(videos: list[str], bases: dict[str, AVAlignResult]) -> dict[str, tuple[int, int]]:
@@ -302,7 +324,7 @@ def plot_study(rows: Sequence[dict], out: Path, title: str = "") -> list[Path]:
         axes[0][0].set_ylabel("mean AV-Align (95% CI)")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "factors.png", dpi=110)
+        save_figure(fig, out / "factors.png", dpi=110)
         plt.close(fig)
         written.append(out / "factors.png")
     return written
@@ -329,7 +351,7 @@ def plot_offset_panel(rows: Sequence[dict], path: Path, label: str = "", title: 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

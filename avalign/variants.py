@@ -28,7 +28,7 @@ class Variant:
     iou_eps : float
         Added to the IoU denominator.
     description : str
-        One line for ``--help`` and the README.
+        One line for ``--help`` and the docs.
     """
 
     name: str

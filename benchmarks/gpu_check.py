@@ -1,6 +1,6 @@
 """``python -m benchmarks.gpu_check --out DIR --budget-s 420``: every GPU figure in one bounded run.
 
-Made for a borrowed GPU machine (its own Python, no package registry; see the README's *GPU check*):
+Made for a borrowed GPU machine (its own Python, no package registry; see the docs' *GPU check*):
 the measurements run in order of value, each group that shares a model in its own process (the
 model is built once per group) under a timeout no longer than the budget left, and no measurement
 starts once the budget is spent.  Every figure becomes one record in ``DIR/gpu.json`` (name, value,

@@ -39,13 +39,13 @@ from avalign import DEFAULT_VARIANT, VARIANTS, Protocol
 from avalign.core import FLOW_MODES
 from avalign.runctl import exit_with
 from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
-from avalign.io import JsonlWriter, RunLock, read_jsonl, write_json_atomic
+from avalign.io import JsonlWriter, RunLock, build_once, read_jsonl, write_json_atomic
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from baselines import ALL_METHODS, GenerationSettings, get_method
 from baselines import default_reference as baselines_default_reference
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 from tempotokens.toy import SHIPPED as TOY_MODEL
-from tempotokens.defaults import AUTHORS, TOY, is_toy_sized
+from tempotokens.defaults import AUTHORS, TOY, for_model
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .metrics.weights import WeightsError
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="clip i is generated with seed + i")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--workers", type=int, default=None, help="scoring processes (default: CPU count)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="scoring processes (default: CPU count)")
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="where clips are scored: local processes, or Ray tasks (RAY_ADDRESS or a local cluster)")
     p.add_argument("--num-frames", type=int, metavar="N", help="frames generated per clip (default: by model)")
@@ -103,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
     p.add_argument("--metrics", default="av_align",
                    help="comma-separated: av_align, fvd, is, clipsim (fvd/is/clipsim need --weights)")
-    p.add_argument("--weights", help="folder with the metric weight files (README: Weights)")
+    p.add_argument("--weights", help="folder with the metric weight files (docs: Video-quality metrics, Weights)")
     p.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
-                   help="FVD's published computation (README: FVD lineages)")
+                   help="FVD's published computation (docs: Video-quality metrics)")
     p.add_argument("--metric-frames", type=int, default=16, metavar="N", help="frames per clip fed to FVD")
     p.add_argument("--clipsim-template", default="{label}", help="text each clip's dataset label is put through")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
@@ -120,7 +120,8 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     import torch
 
     model = Path(args.model) if args.model not in (None, "tiny") else default_model(args.model)
-    defaults = TINY_DEFAULTS if args.model in (None, "tiny") or is_toy_sized(model) else REAL_DEFAULTS
+    # the toy's settings for the default and tiny models (made later if absent), else by the folder
+    defaults = TINY_DEFAULTS if args.model in (None, "tiny") else for_model(model).as_dict()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     local = int(os.environ.get("LOCAL_RANK", 0))
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
@@ -308,11 +309,12 @@ def prepare(args: argparse.Namespace, rank: int):
 
     args.metric_names = parse_metrics(args.metrics)
     # a missing or wrong weight file fails before anything is generated
-    if args.study and "score" not in stages:
-        raise UsageError("--study scores the ground-truth clips: it needs the score stage in --stages")
+    if args.study and ("score" not in stages or "av_align" not in parse_metrics(args.metrics)):
+        raise UsageError("--study scores the ground-truth clips with AV-Align: it needs the score stage in --stages "
+                         "and av_align in --metrics")
     check(args.weights, [{"fvd": args.lineage, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
                          if m != "av_align"])
-    if args.metric_frames < 10:
+    if "fvd" in args.metric_names and args.metric_frames < 10:
         raise UsageError(f"--metric-frames must be at least 10 (I3D's temporal pooling), got {args.metric_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -332,21 +334,33 @@ def prepare(args: argparse.Namespace, rank: int):
     reference = default_reference(args.reference_method, names + [k[0] for k in previous])
     if reference is not None and reference not in names + [k[0] for k in previous]:
         raise UsageError(f"--reference-method {reference!r} is neither run nor in {run_dir} ({', '.join(names)})")
-    if args.dataset == "synthetic" and not args.data_root and not root.exists() and rank == 0:
+    if args.dataset == "synthetic" and not args.data_root:
         from tempotokens.data.synthetic import DEMO_DATASET, make_synthetic
 
-        make_synthetic(root, **DEMO_DATASET)
+        # the built-in dataset, made once, whole (an interrupted build leaves nothing), shared by ranks
+        _drop_unfinished(root, "synthetic.csv")
+        build_once(root, lambda tmp: make_synthetic(tmp, **DEMO_DATASET))
     if root.is_dir() and not any(root.iterdir()):
         raise DatasetError(f"{root}: data root is empty")
     clips = index_dataset(root, args.dataset, split="test")[: args.num_clips]
     if not clips:
         raise DatasetError(f"{root}: no test clips for dataset {args.dataset}")
-    if args.model in (None, "tiny") and Path(settings.model) == TINY_MODEL and \
-            not (TINY_MODEL / "model_index.json").exists() and rank == 0:
+    if args.model in (None, "tiny") and Path(settings.model) == TINY_MODEL:
         from tempotokens.tiny import make_tiny
 
-        make_tiny(TINY_MODEL)
+        _drop_unfinished(TINY_MODEL, "model_index.json")
+        build_once(TINY_MODEL, make_tiny)
     return settings, root, run_dir, stages, methods, names, reference, clips
+
+
+def _drop_unfinished(folder: Path, marker: str) -> None:
+    """Remove a built-in folder (the demo dataset, the tiny model) that an older version left half
+    written (no ``marker`` file), so that it is built again."""
+    if folder.is_dir() and not (folder / marker).exists():
+        import shutil
+
+        print(f"benchmarks.run: note: {folder} is unfinished (no {marker}); building it again", file=sys.stderr)
+        shutil.rmtree(folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

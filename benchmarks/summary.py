@@ -58,7 +58,8 @@ def metric_columns(method: str, metrics: dict | None, generated: dict | None) ->
             continue
         out[metric] = float(r["value"])
         if metric == "fvd":
-            out.update(fvd_n=r["n"], fvd_lineage=f"{r['fvd_lineage']}, {r['frames_per_clip']} frames")
+            lineage = r.get("fvd_lineage", r.get("fvd_protocol"))  # fvd_protocol: run folders made before 0.2
+            out.update(fvd_n=r["n"], fvd_lineage=f"{lineage}, {r['frames_per_clip']} frames")
         elif metric == "is":
             out.update(is_std=r["std"], is_n=r["n"])
         else:

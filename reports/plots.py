@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from avalign.io import save_figure
 from tempotokens.profiling import STAGES
 
 ROLE_COLORS = {"compared": "#1f77b4", "ceiling": "#4c9a2a", "chance": "#9e9e9e", "floor": "#bdbdbd"}
@@ -70,7 +71,7 @@ def stage_means(profiles: Sequence[dict], order: Sequence[str]) -> dict[str, dic
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     _plt().close(fig)
     return path
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("out", help="build folder (never the shipped tempotokens/toy_model)")
     toy.add_argument("--overwrite", action="store_true", help="rebuild a folder that holds a finished toy model")
     toy.add_argument("--micro", action="store_true", help="a few steps per stage on a few clips (the code path only)")
-    toy.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+    toy.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                      help="recipe fields (tempotokens.toy.ToyRecipe), e.g. adaptor_unet=lora adaptor_steps=400")
     toy.add_argument("--install", action="store_true",
                      help="afterwards, copy OUT/model over the shipped tempotokens/toy_model (explicit step)")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--steps", type=int, default=600)
     vae.add_argument("--batch-size", type=int, default=32, help="frames per step")
     vae.add_argument("--lr", type=float, default=1e-3)
-    vae.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
+    vae.add_argument("--size", default="32x32", metavar="WxH", help="pixels after the protocol's resize")
     vae.add_argument("--seed", type=int, default=0)
 
     probe = sub.add_parser("probe", formatter_class=HelpFormatter, help="does a model use its audio? loss with own vs another clip's audio",
@@ -60,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--split", default="train", choices=("train", "test"), help="split the clips come from")
     probe.add_argument("--clips", type=int, default=12, help="the last N clips of the split (the toy's validation "
                                                               "clips for --split train)")
-    probe.add_argument("--num-frames", type=int, default=24)
+    probe.add_argument("--num-frames", type=int, default=24, metavar="N", help="frames per clip fed to the model")
     probe.add_argument("--fps", type=float, default=12.0, help="frame rate the clips are sampled at")
-    probe.add_argument("--size", default="32x32", help="WxH pixels after the protocol's resize")
+    probe.add_argument("--size", default="32x32", metavar="WxH", help="pixels after the protocol's resize")
     probe.add_argument("--timesteps", default="100,300,500,700,850,950", help="comma-separated training timesteps")
     probe.add_argument("--repeats", type=int, default=3, help="noise draws per timestep")
     probe.add_argument("--seed", type=int, default=0)
@@ -112,7 +112,7 @@ def run_toy(args: argparse.Namespace) -> int:
     recipe = MICRO if args.micro else ToyRecipe()
     fields = {f.name: f.type for f in dataclasses.fields(ToyRecipe)}
     changes = {}
-    for item in args.set:
+    for item in args.set or []:
         key, _, value = item.partition("=")
         if key not in fields or not _:
             raise UsageError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
@@ -244,12 +244,17 @@ def run_generate(args: argparse.Namespace) -> int:
         pipe = pipe.to(dtype)
     d = for_model(args.model)
     w, h = parse_size(args.size) or (d.width, d.height)
-    fps = args.fps if args.fps is not None else d.fps
+
+    def given(value, default):
+        return value if value is not None else default
+
+    fps, frames, steps = given(args.fps, d.fps), given(args.num_frames, d.num_frames), given(args.steps, d.steps)
+    if frames < 1 or steps < 1 or not fps > 0:
+        raise UsageError(f"--num-frames and --steps must be at least 1 and --fps positive, got {frames}, {steps}, {fps}")
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     out = pipe(audio=args.audio, prompt=args.prompt, negative_prompt=args.negative_prompt,
-               num_frames=args.num_frames or d.num_frames, fps=fps, height=h, width=w,
-               num_inference_steps=args.steps or d.steps,
-               guidance_scale=args.guidance if args.guidance is not None else d.guidance, generator=generator,
+               num_frames=frames, fps=fps, height=h, width=w, num_inference_steps=steps,
+               guidance_scale=given(args.guidance, d.guidance), generator=generator,
                audio_start_s=args.audio_start, output_type="uint8")
     audio = out.audio[0] if out.audio else None
     mp4, wav = write_clip(args.out, out.frames[0], fps, audio, out.audio_sample_rates[0] if audio is not None else None)
@@ -262,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = {"make-tiny": run_make_tiny, "toy": run_toy, "fit-vae": run_fit_vae, "probe": run_probe,
            "generate": run_generate}
-    return run_cli("tempotokens", lambda: run[args.command](args))
+    return run_cli("tempotokens", lambda: run[args.command](args), fatal=(ValueError,))
 
 
 def console() -> None:

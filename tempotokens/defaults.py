@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
@@ -50,5 +50,13 @@ def is_toy_sized(model: str | os.PathLike) -> bool:
 
 
 def for_model(model: str | os.PathLike | None) -> GenerationDefaults:
-    """:data:`TOY` for a toy-sized model folder, else :data:`AUTHORS`."""
-    return TOY if model is not None and is_toy_sized(model) else AUTHORS
+    """:data:`TOY` for a toy-sized model folder, else :data:`AUTHORS`; either way at the folder's own
+    ``default_size`` (``model_index.json``, height x width) when it declares one."""
+    base = TOY if model is not None and is_toy_sized(model) else AUTHORS
+    try:
+        size = json.loads((Path(model) / "model_index.json").read_text()).get("default_size") if model else None
+    except (OSError, ValueError):
+        size = None
+    if size:
+        base = replace(base, height=int(size[0]), width=int(size[1]))
+    return base

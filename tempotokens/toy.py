@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from avalign.io import publish_dir, write_json_atomic
+from avalign.io import publish_dir, save_figure, write_json_atomic
 
 from .defaults import TOY
 
@@ -352,7 +352,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 

@@ -52,12 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training.loop import train
 
     def body() -> int:
-        print(f"adaptor saved to {train(cfg, args.resume)}")
+        import os
+        from pathlib import Path
+
+        from avalign.io import RunLock
+
+        rank = int(os.environ.get("RANK", 0))  # each process of a DDP run holds its own rank's lock
+        with RunLock(Path(cfg.output_dir) / f".lock-{rank}", what=cfg.output_dir):
+            print(f"adaptor saved to {train(cfg, args.resume)}")
         return 0
 
     # Ctrl-C / SIGTERM: 130 / 143 within seconds; the checkpoints written so far are kept and
     # ``--resume latest`` continues from the newest (a checkpoint is published whole or not at all)
     return run_cli("tempotokens.train", body, fatal=(ValueError, FileNotFoundError))
+
+
+def console() -> None:
+    """The console script: :func:`main`, then :func:`avalign.runctl.exit_with` its status."""
+    exit_with(main())
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def _absent_on_the_gpu_machine() -> list[str]:
     return sorted(absent | {"av", "librosa", "soundfile", "omegaconf"})
 
 
+@pytest.mark.slow  # about a minute on 2 cores; CI runs it (the micro variant of make gpu-check)
 def test_the_dry_run_writes_one_record_per_measurement_without_what_the_gpu_machine_lacks(tmp_path, capsys,
                                                                                            monkeypatch):
     absent = _absent_on_the_gpu_machine()

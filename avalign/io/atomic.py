@@ -99,3 +99,47 @@ def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     except OSError as exc:
         raise disk_full(exc, final) from None
     return final
+
+
+def build_once(final: str | os.PathLike, build, wait_s: float = 900.0) -> Path:
+    """Make the folder ``final`` with ``build(tmp)`` unless it exists: ``build`` writes into a hidden
+    temporary sibling, which is then published whole (:func:`publish_dir`), so an interrupted build
+    leaves no half folder and the next run builds again.  Runs that need the same folder at once
+    take turns: one builds it, the others wait (at most ``wait_s`` seconds, then
+    :class:`~avalign.io.lock.LockedError`) and use it."""
+    import time
+
+    from .lock import LockedError, RunLock
+
+    final = Path(final)
+    deadline = time.monotonic() + wait_s
+    while not final.exists():
+        try:
+            lock = RunLock(final.with_name(f".{final.name}.build.lock"), what=final)
+        except LockedError:
+            if time.monotonic() > deadline:
+                raise LockedError(f"{final}: another run has been building it for over {wait_s:.0f} s; "
+                                  "wait for it or remove the folder's .build.lock owner") from None
+            time.sleep(0.5)
+            continue
+        with lock:
+            if final.exists():  # built by the run we waited for
+                break
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.partial")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            try:
+                build(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            publish_dir(tmp, final)
+    return final
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig) -> Path:
+    """A matplotlib figure saved atomically (the format from ``path``'s extension)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **savefig)
+    return Path(path)

@@ -72,9 +72,18 @@ class RunLock:
         self.release()
 
 
-def lock_output(out: str | os.PathLike) -> RunLock:
-    """The lock for an output file ``out`` (``out.lock`` beside it) or run folder (``out/.lock``)."""
+def lock_output(out: str | os.PathLike, kind: str = "file") -> RunLock:
+    """The lock of an output: a file ``out`` (``kind="file"``: ``out.lock`` beside it) or a folder
+    (``kind="dir"``: ``out/.lock``).
+
+    Raises
+    ------
+    LockedError
+        Another live run holds it, or (``kind="file"``) ``out`` is a folder.
+    """
     out = Path(out)
-    if out.is_dir() or not out.suffix:
+    if kind == "dir":
         return RunLock(out / ".lock", what=out)
+    if out.is_dir() or str(out).endswith(os.sep):
+        raise LockedError(f"{out}: is a folder; --out names a file (e.g. {out / 'records.jsonl'})")
     return RunLock(out.with_name(out.name + ".lock"), what=out)

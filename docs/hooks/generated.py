@@ -38,7 +38,12 @@ def _cli(module: str, function: str) -> str:
 
 
 def _type_name(t) -> str:
-    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+    return _cell(t if isinstance(t, str) else getattr(t, "__name__", str(t)))
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a ``|`` would end the cell)."""
+    return str(text).replace("|", "\\|")
 
 
 def _comments(cls) -> dict[str, str]:
@@ -67,13 +72,13 @@ def _config() -> str:
         value = getattr(default, section.name)
         if not dataclasses.is_dataclass(value):
             top.append(f"| `{section.name}` | `{_type_name(section.type)}` | `{value!r}` | "
-                       f"{_comments(TrainConfig).get(section.name, '')} |")
+                       f"{_cell(_comments(TrainConfig).get(section.name, ''))} |")
             continue
         notes = _comments(type(value))
         sections.append(f"\n## `{section.name}`\n\n| field | type | default | meaning |\n|---|---|---|---|")
         for f in dataclasses.fields(value):
-            sections.append(f"| `{section.name}.{f.name}` | `{_type_name(f.type)}` | `{getattr(value, f.name)!r}` | "
-                            f"{notes.get(f.name, '')} |")
+            sections.append(f"| `{section.name}.{f.name}` | `{_type_name(f.type)}` | `{_cell(repr(getattr(value, f.name)))}` | "
+                            f"{_cell(notes.get(f.name, ''))} |")
     head = "| field | type | default | meaning |\n|---|---|---|---|\n" + "\n".join(top) + "\n" if top else ""
     return head + "\n".join(sections)
 
@@ -104,7 +109,7 @@ def _schemas() -> str:
         out.append(f"## `{cls.__name__}` — `{cls.FILE}`\n\n{doc}\n\n| field | type | meaning |\n|---|---|---|")
         for f in dataclasses.fields(cls):
             name = renames.get(f.name, f.name)
-            out.append(f"| `{name}` | `{_type_name(f.type)}` | {notes.get(f.name, '')} |")
+            out.append(f"| `{name}` | `{_type_name(f.type)}` | {_cell(notes.get(f.name, ''))} |")
         out.append("")
     return "\n".join(out)
 

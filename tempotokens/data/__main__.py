@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Sequence
 
+from avalign.flags import HelpFormatter, UsageError, parse_size, run_cli
+from avalign.io import build_once
+from avalign.runctl import exit_with
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tempotokens.data", description="Dataset tools.")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tempotokens.data", description="Dataset tools.",
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     syn = sub.add_parser("make-synthetic", help="write the synthetic audio-visual dataset",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         formatter_class=HelpFormatter,
                          description="Write clips whose objects move when sounds happen, in the layout of a real "
                                      "dataset (video/, audio/, synthetic.csv, events.json). Deterministic for a seed.")
     syn.add_argument("out", help="output folder")
     syn.add_argument("--num-clips", type=int, default=24)
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--duration", type=float, default=4.0, help="seconds per clip")
-    syn.add_argument("--size", type=int, default=96, help="frame side in pixels (even)")
-    args = parser.parse_args(argv)
-    if args.num_clips < 1 or args.size % 2 or args.duration < 1.0:
-        print("tempotokens.data: error: need --num-clips >= 1, an even --size and --duration >= 1", file=sys.stderr)
-        return 2
-    from .synthetic import make_synthetic
+    syn.add_argument("--size", default="96x96", metavar="WxH", help="frame size in pixels (square, even)")
+    return parser
 
-    clips = make_synthetic(args.out, args.num_clips, args.seed, args.duration, args.size)
-    n_test = sum(c.split == "test" for c in clips)
-    print(f"wrote {len(clips)} clips ({len(clips) - n_test} train, {n_test} test) to {args.out}")
-    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0, or 2 for bad input)."""
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        w, h = parse_size(args.size)
+        if args.num_clips < 1 or w != h or w % 2 or args.duration < 1.0:
+            raise UsageError("need --num-clips >= 1, a square even --size (e.g. 96x96) and --duration >= 1")
+        from .synthetic import make_synthetic
+
+        if Path(args.out).exists():
+            raise UsageError(f"{args.out}: exists; choose a new folder (the dataset is written whole)")
+        made = []
+        build_once(args.out, lambda tmp: made.extend(make_synthetic(tmp, args.num_clips, args.seed, args.duration, w)))
+        n_test = sum(c.split == "test" for c in made)
+        print(f"wrote {len(made)} clips ({len(made) - n_test} train, {n_test} test) to {args.out}")
+        return 0
+
+    return run_cli("tempotokens.data", body)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from avalign.io import JsonlWriter, publish_dir, read_jsonl, rewrite_jsonl, write_json_atomic
+from avalign.io import (JsonlWriter, build_once, publish_dir, read_jsonl, rewrite_jsonl, write_json_atomic,
+                        write_text_atomic)
 
 from ..adaptor import AudioTokenAdaptor
 from ..frame_attention import FRAME_STATES
@@ -140,8 +141,7 @@ class Trainer:
         if cfg.make_tiny and not (model / "model_index.json").exists():
             from ..tiny import make_tiny
 
-            if acc.is_main_process:
-                make_tiny(model)
+            build_once(model, make_tiny)  # whole or not at all; every process waits for the one that builds it
             acc.wait_for_everyone()
         beats = load_beats(cfg.beats or model / "beats")
         width = json.loads((model / "text_encoder" / "config.json").read_text())["hidden_size"]
@@ -230,8 +230,7 @@ class Trainer:
         if cfg.data.make_synthetic and not root.exists():
             from ..data.synthetic import make_synthetic
 
-            if self.accelerator.is_main_process:
-                make_synthetic(root, cfg.data.make_synthetic, seed=cfg.seed)
+            build_once(root, lambda tmp: make_synthetic(tmp, cfg.data.make_synthetic, seed=cfg.seed))
             self.accelerator.wait_for_everyone()
         exclude = read_id_list(cfg.data.exclude_ids) if cfg.data.exclude_ids else ()
         index = dict(root=root, dataset=cfg.data.dataset, csv_path=cfg.data.csv, classes=cfg.data.classes,
@@ -443,7 +442,7 @@ class Trainer:
         metrics_path, skipped_path = self.out / "metrics.jsonl", self.out / "skipped.jsonl"
         if acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(to_yaml(cfg))
+            write_text_atomic(self.out / "config.yaml", to_yaml(cfg))
             for path in (metrics_path, skipped_path):  # drop what a killed run logged past the checkpoint
                 rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get("step", 0) <= step])
         metrics = JsonlWriter(metrics_path, fsync=False) if acc.is_main_process else None

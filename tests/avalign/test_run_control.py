@@ -265,3 +265,25 @@ def test_training_stops_within_the_bound_and_resumes_from_its_checkpoint(tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, last + 3))  # every step once: kept up to the checkpoint, then resumed
+
+
+@pytest.mark.timeout(120)
+def test_a_signal_ends_a_worker_stuck_in_a_long_task(clip_dir, tmp_path):
+    """A worker busy with a task that lasts two minutes (fault injection): the stop does not wait
+    for it; the parent terminates its workers."""
+    out = tmp_path / "R.jsonl"
+    env = {**os.environ, "_AVALIGN_SLOW_ON": str(clip_dir)}  # every clip's first task hangs
+    proc = subprocess.Popen([sys.executable, "-m", "avalign", "score", str(clip_dir), "--workers", "2", "--out",
+                             str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=env)
+    deadline = time.monotonic() + 60
+    while len(_descendants(proc.pid)) < 3 or time.monotonic() < deadline - 55:  # forkserver + 2 workers, 5 s in
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    workers = _descendants(proc.pid)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=100)
+    assert proc.returncode == 130 and time.monotonic() - t0 < STOP_BOUND_S, err
+    time.sleep(0.5)
+    assert not [p for p in workers if _alive(p)]

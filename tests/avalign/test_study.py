@@ -98,3 +98,15 @@ def test_resume_redoes_nothing_for_any_factor_set_and_any_directory(synced, tmp_
     rows = run_study([os.path.basename(c) for c in synced[:2]], tmp_path / "s", settings, workers=1)
     assert calls == [0, 0] and len(rows) == 2 * 3  # offset 0, flow farneback (a copy), flow farneback-half
     assert all(os.path.isabs(r["clip"]) for r in rows)
+
+
+def test_a_study_refuses_another_variant_and_exits_1_for_a_bad_clip(synced, tmp_path, capsys):
+    args = ["study", synced[0], "--out", str(tmp_path), "--offsets", "1", "--factors", "offset", "--workers", "1"]
+    assert main(args) == 0
+    rows = (tmp_path / "study.jsonl").read_bytes()
+    assert main([*args, "--variant", "tempotokens-2023"]) == 2  # the rows were made with tempotokens-2025
+    assert "variant tempotokens-2025 -> tempotokens-2023" in capsys.readouterr().err
+    assert (tmp_path / "study.jsonl").read_bytes() == rows
+    missing = str(tmp_path / "missing.mp4")
+    assert main(["study", missing, "--out", str(tmp_path / "bad"), "--offsets", "1", "--factors", "offset"]) == 1
+    assert "1 clips could not be scored" in capsys.readouterr().err

@@ -24,9 +24,9 @@ from tempotokens.adaptor import AdaptorOutput
 from tempotokens.toy import SHIPPED, TOY_GENERATION
 
 N_CLIPS = 6
-#: Until a build meets its targets (issue 16: README, "the toy model"), no model is shipped and these wait.
+#: Until a build meets its targets (issue 16: docs, Results > The toy model), no model is shipped and these wait.
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(),
-                                reason=f"no shipped toy model in {SHIPPED} yet (README: the toy model)")
+                                reason=f"no shipped toy model in {SHIPPED} yet (docs: Results > The toy model)")
 
 
 @pytest.fixture(scope="module")
