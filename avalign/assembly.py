@@ -95,6 +95,26 @@ def chunk_ranges(prepared: PreparedClip, chunk_pairs: int) -> list[tuple[int, in
     return [(s, min(s + chunk_pairs, n_pairs)) for s in range(first, n_pairs, chunk_pairs)]
 
 
+class ExecutorRun:
+    """What both executors' batch runs share: ``clips`` (index -> :class:`ClipState`), and the
+    parent's audio step; each executor supplies ``_fail`` and ``_try_finish``."""
+
+    clips: Any
+    variant: Variant
+    protocol: Protocol
+
+    def _analyze_audio(self, idx: int):
+        """Analyse clip ``idx``'s audio in this process; yields its result if it is now complete."""
+        clip = self.clips[idx]
+        if clip.done:
+            return
+        error = clip.analyze_audio(self.variant, self.protocol)
+        if error is not None:
+            yield self._fail(idx, error)
+            return
+        yield from self._try_finish(idx)
+
+
 @dataclass
 class ClipState:
     """The parent's view of one clip while its pieces are in flight."""

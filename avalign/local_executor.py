@@ -38,7 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .assembly import ClipState, Job, PreparedClip, chunk_magnitudes, prepare_clip
+from .assembly import ClipState, ExecutorRun, Job, PreparedClip, chunk_magnitudes, prepare_clip
 from .io import DiskFullError, is_disk_full
 from .protocol import Protocol
 from .runctl import ignore_interrupts, stop_pool
@@ -95,7 +95,7 @@ def _chunk_task(frames_file: str, start: int, stop: int, flow: str, full_width: 
 # --------------------------------------------------------------------------------------------
 # Parent side
 # --------------------------------------------------------------------------------------------
-class LocalRun:
+class LocalRun(ExecutorRun):
     """One batch on a local process pool; :meth:`results` yields each clip's result when finished."""
 
     def __init__(self, jobs: list[Job], variant: Variant, protocol: Protocol, workers: int, empty_score: float | None,
@@ -169,16 +169,6 @@ class LocalRun:
         self.inflight[future] = (idx, None)
         if self.clips[idx].audio is None:
             self.audio_todo.append(idx)
-
-    def _analyze_audio(self, idx: int) -> Iterator[AVAlignResult]:
-        clip = self.clips[idx]
-        if clip.done:
-            return
-        error = clip.analyze_audio(self.variant, self.protocol)
-        if error is not None:
-            yield self._fail(idx, error)
-            return
-        yield from self._try_finish(idx)
 
     def _collect(self, future: Future) -> Iterator[AVAlignResult]:
         idx, start = self.inflight.pop(future)

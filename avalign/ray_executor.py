@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .assembly import ClipState, ExecutorError, Job, PreparedClip, chunk_magnitudes, prepare_clip
+from .assembly import ClipState, ExecutorRun, ExecutorError, Job, PreparedClip, chunk_magnitudes, prepare_clip
 from .protocol import Protocol
 from .score import AVAlignResult
 from .variants import Variant
@@ -95,7 +95,7 @@ def score_files_ray(jobs: list[Job], variant: Variant, protocol: Protocol, *, em
             ray.shutdown()
 
 
-class RayRun:
+class RayRun(ExecutorRun):
     """One batch as Ray tasks; :meth:`results` yields each clip's result when finished."""
 
     def __init__(self, ray, jobs, variant, protocol, empty_score, chunk_pairs):
@@ -130,16 +130,6 @@ class RayRun:
             except Exception:  # an already finished task, a lost connection: nothing left to stop
                 pass
         self.pending.clear()
-
-    def _analyze_audio(self, i: int) -> Iterator[AVAlignResult]:
-        clip = self.clips[i]
-        if clip.done:
-            return
-        error = clip.analyze_audio(self.variant, self.protocol)
-        if error is not None:
-            yield self._fail(i, error)
-            return
-        yield from self._try_finish(i)
 
     def _start(self, i: int) -> int:
         clip = self.clips[i] = ClipState.for_job(self.jobs[i])

@@ -112,13 +112,19 @@ class MetricRecord(Record):
 
 
 @dataclass(frozen=True)
-class LoadProfile(Record):
-    """A ``load`` line of ``profiles-<rank>.jsonl``: loading a generating method."""
+class ProfileKey(Record):
+    """What every line of ``profiles-<rank>.jsonl`` shares."""
 
     FILE: ClassVar[str] = "profiles-<rank>.jsonl"
     method: str  #: the method's name
     rank: int  #: the process's rank
     settings_hash: str  #: the run folder's settings hash
+
+
+@dataclass(frozen=True)
+class LoadProfile(ProfileKey):
+    """A ``load`` line of ``profiles-<rank>.jsonl``: loading a generating method."""
+
     device: str  #: the device it was loaded on
     load_s: float  #: seconds to load its models
     load_mem_mb: float  #: memory held after loading, MiB
@@ -126,13 +132,9 @@ class LoadProfile(Record):
 
 
 @dataclass(frozen=True)
-class ClipProfile(Record):
+class ClipProfile(ProfileKey):
     """A ``clip`` line of ``profiles-<rank>.jsonl``: where one clip's time went."""
 
-    FILE: ClassVar[str] = "profiles-<rank>.jsonl"
-    method: str  #: the method's name
-    rank: int  #: the process's rank
-    settings_hash: str  #: the run folder's settings hash
     clip_id: str  #: the clip
     stages_s: dict  #: seconds per stage: audio_encoding, prompt_encoding, denoising, vae_decoding, writing
     step_s: list  #: seconds of each denoising step

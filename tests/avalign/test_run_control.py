@@ -34,9 +34,16 @@ def clip_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def _foreground() -> None:
+    """A child as a terminal starts it: SIGINT at its default, whatever this test process inherited
+    (a shell starts background jobs with SIGINT ignored, and the tools keep an inherited ignore)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _score(clip_dir: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "avalign", "score", str(clip_dir), "--workers", "2", "--out", str(out), "--quiet",
            *extra]
+    popen.setdefault("preexec_fn", _foreground)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, **popen)
 
@@ -152,6 +159,7 @@ def _small_disk(limit_bytes: int):
     """A child process whose files cannot grow past ``limit_bytes`` (writes then fail with EFBIG,
     as they fail with ENOSPC on a full disk)."""
     def apply():
+        _foreground()
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
     return apply
@@ -202,7 +210,7 @@ def _signal_after(cmd: list[str], ready, sig, cwd: Path, timeout_s: float = 300.
     """Start ``cmd`` in its own process group, wait until ``ready()``, send ``sig`` to the group;
     returns (status, seconds from signal to exit, stderr, the processes it had)."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_foreground)
     deadline = time.monotonic() + timeout_s
     while not ready():
         assert proc.poll() is None, proc.communicate()
@@ -275,7 +283,7 @@ def test_a_signal_ends_a_worker_stuck_in_a_long_task(clip_dir, tmp_path):
     env = {**os.environ, "_AVALIGN_SLOW_ON": str(clip_dir)}  # every clip's first task hangs
     proc = subprocess.Popen([sys.executable, "-m", "avalign", "score", str(clip_dir), "--workers", "2", "--out",
                              str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env, preexec_fn=_foreground)
     deadline = time.monotonic() + 60
     while len(_descendants(proc.pid)) < 3 or time.monotonic() < deadline - 55:  # forkserver + 2 workers, 5 s in
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -287,3 +295,18 @@ def test_a_signal_ends_a_worker_stuck_in_a_long_task(clip_dir, tmp_path):
     assert proc.returncode == 130 and time.monotonic() - t0 < STOP_BOUND_S, err
     time.sleep(0.5)
     assert not [p for p in workers if _alive(p)]
+
+
+@pytest.mark.timeout(60)
+def test_an_inherited_ignored_sigint_stays_ignored_and_sigterm_still_stops(clip_dir, tmp_path):
+    """Started with SIGINT ignored (``cmd &`` in a script): a Ctrl-C to the group leaves it running,
+    as the shell meant; SIGTERM still stops it with 143."""
+    out = tmp_path / "R.jsonl"
+    proc = _score(clip_dir, out, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    _wait_for_records(out, 1, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None, "an ignored SIGINT stopped the run"
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
