@@ -230,6 +230,17 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model}: not a model folder (no model_index.json); see 'make-tiny'")
     from .defaults import for_model
 
+    d = for_model(args.model)
+    w, h = parse_size(args.size) or (d.width, d.height)
+
+    def given(value, default):
+        return value if value is not None else default
+
+    fps, frames, steps = given(args.fps, d.fps), given(args.num_frames, d.num_frames), given(args.steps, d.steps)
+    if frames < 1 or steps < 1 or not fps > 0:
+        raise UsageError(f"--num-frames and --steps must be at least 1 and --fps positive, got {frames}, {steps}, {fps}")
+    if w < 8 or h < 8:
+        raise UsageError(f"--size must be at least 8x8 pixels, got {w}x{h}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype or ("float16" if device.startswith("cuda") else "float32"))
 
@@ -242,15 +253,6 @@ def run_generate(args: argparse.Namespace) -> int:
     pipe = pipe.to(device)
     if dtype != torch.float32:
         pipe = pipe.to(dtype)
-    d = for_model(args.model)
-    w, h = parse_size(args.size) or (d.width, d.height)
-
-    def given(value, default):
-        return value if value is not None else default
-
-    fps, frames, steps = given(args.fps, d.fps), given(args.num_frames, d.num_frames), given(args.steps, d.steps)
-    if frames < 1 or steps < 1 or not fps > 0:
-        raise UsageError(f"--num-frames and --steps must be at least 1 and --fps positive, got {frames}, {steps}, {fps}")
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     out = pipe(audio=args.audio, prompt=args.prompt, negative_prompt=args.negative_prompt,
                num_frames=frames, fps=fps, height=h, width=w, num_inference_steps=steps,

@@ -125,9 +125,9 @@ def build_once(final: str | os.PathLike, build, wait_s: float = 900.0) -> Path:
         with lock:
             if final.exists():  # built by the run we waited for
                 break
+            for left in final.parent.glob(f".{final.name}.*.partial"):  # a killed builder's (we hold the lock)
+                shutil.rmtree(left, ignore_errors=True)
             tmp = final.with_name(f".{final.name}.{os.getpid()}.partial")
-            if tmp.exists():
-                shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             try:
                 build(tmp)

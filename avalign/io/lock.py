@@ -81,9 +81,10 @@ def lock_output(out: str | os.PathLike, kind: str = "file") -> RunLock:
     LockedError
         Another live run holds it, or (``kind="file"``) ``out`` is a folder.
     """
+    named_as_folder = os.fspath(out).endswith(("/", os.sep))  # Path() drops a trailing slash
     out = Path(out)
     if kind == "dir":
         return RunLock(out / ".lock", what=out)
-    if out.is_dir() or str(out).endswith(os.sep):
+    if out.is_dir() or named_as_folder:
         raise LockedError(f"{out}: is a folder; --out names a file (e.g. {out / 'records.jsonl'})")
     return RunLock(out.with_name(out.name + ".lock"), what=out)

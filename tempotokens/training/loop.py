@@ -141,6 +141,10 @@ class Trainer:
         if cfg.make_tiny and not (model / "model_index.json").exists():
             from ..tiny import make_tiny
 
+            if model.is_dir():  # not ours to delete: it may be the user's folder
+                raise ValueError(f"{model}: exists without model_index.json (an unfinished build?); remove it "
+                                 "or name another model folder")
+
             build_once(model, make_tiny)  # whole or not at all; every process waits for the one that builds it
             acc.wait_for_everyone()
         beats = load_beats(cfg.beats or model / "beats")

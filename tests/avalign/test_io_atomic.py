@@ -72,3 +72,23 @@ def test_a_second_builder_waits_for_the_first_and_uses_its_folder(tmp_path):
     second = subprocess.run([sys.executable, "-c", code, "second"], timeout=50)
     assert first.wait(timeout=50) == 0 and second.returncode == 0
     assert (final / "who").read_text() == "first"
+
+
+def test_a_killed_builders_leftover_is_removed_by_the_next_build(tmp_path):
+    final = tmp_path / "data"
+    left = tmp_path / ".data.999999.partial"  # what a kill -9 (another pid) left
+    left.mkdir()
+    (left / "half").write_text("x")
+    build_once(final, lambda tmp: (tmp / "a").write_text("1"))
+    assert not left.exists() and (final / "a").read_text() == "1"
+
+
+def test_an_out_named_as_a_folder_is_refused(tmp_path):
+    from avalign.io import LockedError, lock_output
+
+    for out in (f"{tmp_path}/adir/", str(tmp_path)):
+        with pytest.raises(LockedError, match="is a folder"):
+            lock_output(out)
+    assert not (tmp_path / "adir").exists()
+    with lock_output(tmp_path / "noext"):  # no suffix: still a file
+        pass
