@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from typing import Callable
 
+from . import protocol
 from .io import DiskFullError, LockedError, MediaError
-from .io.files import is_disk_full
+from .io.files import disk_full, is_disk_full
 from .runctl import EXIT_USAGE, interrupt_name, interrupt_status, stop_on_signals
 
 
@@ -51,13 +51,11 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"WxH"`` -> ``(W, H)`` in pixels (None stays None); raises :class:`UsageError`."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not m:  # the range is the caller's to check (a model's minimum, a protocol's positive size)
-        raise UsageError(f"--size must be WxH in pixels (e.g. 256x256), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    """:func:`avalign.protocol.parse_size`, with a bad value as :class:`UsageError` (one line, exit 2)."""
+    try:
+        return protocol.parse_size(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def add_protocol_flags(parser: argparse.ArgumentParser, *, flow: bool = True) -> None:
@@ -77,12 +75,10 @@ def add_protocol_flags(parser: argparse.ArgumentParser, *, flow: bool = True) ->
                                  "approximations")
 
 
-def protocol_from_args(args: argparse.Namespace):
+def protocol_from_args(args: argparse.Namespace) -> protocol.Protocol:
     """The :class:`~avalign.protocol.Protocol` of :func:`add_protocol_flags`' flags."""
-    from .protocol import Protocol
-
     try:
-        return Protocol.parse(args.fps, args.size, duration_s=args.duration, flow=getattr(args, "flow", "farneback"))
+        return protocol.Protocol.parse(args.fps, args.size, duration_s=args.duration, flow=getattr(args, "flow", "farneback"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -100,15 +96,15 @@ def run_cli(prog: str, body: Callable[[], int], fatal: tuple[type[BaseException]
     except MediaError as exc:  # a fatal bad input (a single-item command): one line
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        print(f"{prog}: error: {exc.filename or ''}: cannot write ({os.strerror(exc.errno)})", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt as exc:
-        print(f"{prog}: {interrupt_name(exc)}; what was finished is kept (rerun to resume)", file=sys.stderr)
-        return interrupt_status(exc)
     except BrokenPipeError:  # the reader went away (``| head``): no traceback; what it read was whole
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk outside the layer's writers (which raise DiskFullError)
+        if not is_disk_full(exc):
+            raise
+        print(f"{prog}: error: {disk_full(exc, exc.filename or '(unnamed file)')}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: {interrupt_name(exc)}; what was finished is kept (rerun to resume)", file=sys.stderr)
+        return interrupt_status(exc)

@@ -29,6 +29,23 @@ import cv2
 import numpy as np
 
 
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"WxH"`` -> ``(W, H)`` in pixels (None stays None): the one parser of every ``--size``.
+    The range is the caller's to check (a model's minimum, a protocol's positive size).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not two integers joined by ``x``.
+    """
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not m:
+        raise ValueError(f"--size must be WIDTHxHEIGHT (WxH) in pixels, e.g. 256x256, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How clips are sampled before scoring; ``None`` keeps a clip's own (native) value.
@@ -69,12 +86,7 @@ class Protocol:
     def parse(cls, fps: float | None = None, size: str | None = None,
               duration_s: float | None = None, flow: str = "farneback") -> "Protocol":
         """A protocol from command-line values: ``fps`` and ``size`` as ``"WxH"`` (e.g. ``"384x256"``)."""
-        width = height = None
-        if size is not None:
-            m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
-            if not m:
-                raise ValueError(f"size must be WIDTHxHEIGHT (e.g. 256x256), got {size!r}")
-            width, height = int(m.group(1)), int(m.group(2))
+        width, height = parse_size(size) or (None, None)
         return cls(fps=None if fps is None else float(fps), width=width, height=height, duration_s=duration_s,
                    flow=flow)
 

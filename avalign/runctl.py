@@ -70,10 +70,10 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def stop_pool(pool, timeout_s: float = 3.0) -> None:
-    """End a :class:`concurrent.futures.ProcessPoolExecutor` now: terminate its workers (a task in
-    flight is abandoned), wait up to ``timeout_s`` for them, then kill what is left and shut down."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
+def end_processes(processes, timeout_s: float = 3.0) -> None:
+    """End :class:`multiprocessing.Process` objects now: SIGTERM each, wait up to ``timeout_s`` for
+    them, then SIGKILL what is left."""
+    processes = list(processes)
     for p in processes:
         if p.is_alive():
             p.terminate()
@@ -82,6 +82,12 @@ def stop_pool(pool, timeout_s: float = 3.0) -> None:
         if p.is_alive():
             p.kill()
             p.join(1.0)
+
+
+def stop_pool(pool, timeout_s: float = 3.0) -> None:
+    """End a :class:`concurrent.futures.ProcessPoolExecutor` now: its workers are ended
+    (:func:`end_processes`; a task in flight is abandoned), then the pool is shut down."""
+    end_processes((getattr(pool, "_processes", None) or {}).values(), timeout_s)  # no public API before 3.14
     pool.shutdown(wait=False, cancel_futures=True)
 
 

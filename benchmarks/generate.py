@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.io import JsonlWriter, read_jsonl
-from avalign.runctl import ignore_interrupts
+from avalign.runctl import end_processes, ignore_interrupts
 from baselines import GenerationSettings, RunContext, get_method
 from tempotokens.data.datasets import ClipInfo
 
@@ -170,11 +170,7 @@ def run_isolated(job: MethodJob) -> None:
     try:
         process.join()
     except BaseException:
-        process.terminate()
-        process.join(3.0)
-        if process.is_alive():
-            process.kill()
-            process.join(1.0)
+        end_processes([process])
         raise
     if process.exitcode == 0:
         return

@@ -45,7 +45,7 @@ from baselines import ALL_METHODS, GenerationSettings, get_method
 from baselines import default_reference as baselines_default_reference
 from tempotokens.data.datasets import DATASETS, DatasetError, index_dataset
 from tempotokens.toy import SHIPPED as TOY_MODEL
-from tempotokens.defaults import AUTHORS, TOY, for_model
+from tempotokens.defaults import TOY, for_model
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
 from .metrics.weights import WeightsError
@@ -64,7 +64,6 @@ STAGES = ("generate", "score", "metrics", "summarize")
 #: frame lasts 125 ms, longer than the synthetic clips' ~100 ms jolts, and the ground truth itself
 #: loses matches.  The random tiny model (``--model tiny``) is run with the same settings.
 TINY_DEFAULTS = TOY.as_dict()
-REAL_DEFAULTS = AUTHORS.as_dict()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,7 +308,7 @@ def prepare(args: argparse.Namespace, rank: int):
 
     args.metric_names = parse_metrics(args.metrics)
     # a missing or wrong weight file fails before anything is generated
-    if args.study and ("score" not in stages or "av_align" not in parse_metrics(args.metrics)):
+    if args.study and ("score" not in stages or "av_align" not in args.metric_names):
         raise UsageError("--study scores the ground-truth clips with AV-Align: it needs the score stage in --stages "
                          "and av_align in --metrics")
     check(args.weights, [{"fvd": args.lineage, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names

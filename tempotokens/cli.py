@@ -100,10 +100,6 @@ def run_make_tiny(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    return parse_size(text)
-
-
 def run_toy(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -140,7 +136,7 @@ def run_fit_vae(args: argparse.Namespace) -> int:
 
     from .training.vae import VaeFitConfig, fit_vae
 
-    w, h = _parse_size(args.size)
+    w, h = parse_size(args.size)
     if w < 8 or h < 8:
         raise UsageError(f"--size {args.size}: at least 8x8 pixels")
     if not (Path(args.model) / "vae" / "config.json").is_file():
@@ -169,7 +165,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from avalign.io import write_json_atomic
     from .training.probe import audio_dependence
 
-    w, h = _parse_size(args.size)
+    w, h = parse_size(args.size)
     try:
         timesteps = [int(t) for t in args.timesteps.split(",")]
     except ValueError:
