@@ -59,11 +59,6 @@ TINY_MODEL = Path("runs/tiny-model")
 #: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it.
 SYNTHETIC_ROOT = Path("runs/data/synthetic-demo")
 STAGES = ("generate", "score", "metrics", "summarize")
-#: Generation settings of the default model, the shipped toy (CPU, about a second per clip), and of a
-#: real model (the authors').  The toy runs at the authors' time scale (24 frames at 12 fps): at 8 fps a
-#: frame lasts 125 ms, longer than the synthetic clips' ~100 ms jolts, and the ground truth itself
-#: loses matches.  The random tiny model (``--model tiny``) is run with the same settings.
-TINY_DEFAULTS = TOY.as_dict()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,16 +114,16 @@ def resolve(args: argparse.Namespace) -> tuple[GenerationSettings, Path, Path]:
     import torch
 
     model = Path(args.model) if args.model not in (None, "tiny") else default_model(args.model)
-    # the toy's settings for the default and tiny models (made later if absent), else by the folder
-    defaults = TINY_DEFAULTS if args.model in (None, "tiny") else for_model(model).as_dict()
+    # the toy's settings (tempotokens.defaults.TOY) for the default and tiny models (made later if absent),
+    # else by the folder.  The toy runs at the authors' time scale (24 frames at 12 fps): at 8 fps a frame
+    # lasts 125 ms, longer than the synthetic clips' ~100 ms jolts, and the ground truth itself loses matches.
+    defaults = TOY if args.model in (None, "tiny") else for_model(model)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     local = int(os.environ.get("LOCAL_RANK", 0))
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         device = f"cuda:{local}"
-    size = parse_size(args.size)
-    given = {"num_frames": args.num_frames, "fps": args.fps, "steps": args.steps, "guidance": args.guidance,
-             "width": size[0] if size else None, "height": size[1] if size else None}
-    values = {k: given[k] if given[k] is not None else v for k, v in defaults.items()}
+    values = defaults.given(parse_size(args.size), num_frames=args.num_frames, fps=args.fps, steps=args.steps,
+                            guidance=args.guidance).as_dict()
     settings = GenerationSettings(**values, seed=args.seed, device=device,
                                   dtype=args.dtype or ("float16" if device.startswith("cuda") else "float32"),
                                   model=str(model), beats=args.beats, adaptor=args.adaptor)

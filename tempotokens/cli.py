@@ -226,13 +226,9 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model}: not a model folder (no model_index.json); see 'make-tiny'")
     from .defaults import for_model
 
-    d = for_model(args.model)
-    w, h = parse_size(args.size) or (d.width, d.height)
-
-    def given(value, default):
-        return value if value is not None else default
-
-    fps, frames, steps = given(args.fps, d.fps), given(args.num_frames, d.num_frames), given(args.steps, d.steps)
+    g = for_model(args.model).given(parse_size(args.size), num_frames=args.num_frames, fps=args.fps, steps=args.steps,
+                                    guidance=args.guidance)
+    fps, frames, steps, w, h = g.fps, g.num_frames, g.steps, g.width, g.height
     if frames < 1 or steps < 1 or not fps > 0:
         raise UsageError(f"--num-frames and --steps must be at least 1 and --fps positive, got {frames}, {steps}, {fps}")
     if w < 8 or h < 8:
@@ -252,7 +248,7 @@ def run_generate(args: argparse.Namespace) -> int:
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     out = pipe(audio=args.audio, prompt=args.prompt, negative_prompt=args.negative_prompt,
                num_frames=frames, fps=fps, height=h, width=w, num_inference_steps=steps,
-               guidance_scale=given(args.guidance, d.guidance), generator=generator,
+               guidance_scale=g.guidance, generator=generator,
                audio_start_s=args.audio_start, output_type="uint8")
     audio = out.audio[0] if out.audio else None
     mp4, wav = write_clip(args.out, out.frames[0], fps, audio, out.audio_sample_rates[0] if audio is not None else None)

@@ -33,6 +33,13 @@ class GenerationDefaults:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def given(self, size: tuple[int, int] | None = None, **values) -> "GenerationDefaults":
+        """These settings with what a command line gave: every value that is not None, and ``size``
+        as ``(width, height)`` pixels."""
+        if size is not None:
+            values.update(width=size[0], height=size[1])
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
 
 AUTHORS = GenerationDefaults(num_frames=24, fps=12.0, height=384, width=384, steps=25, guidance=25.0)
 TOY = GenerationDefaults(num_frames=24, fps=12.0, height=32, width=32, steps=10, guidance=5.0)
