@@ -30,7 +30,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import core
-from .io import JsonlWriter, atomic_path, lock_output, read_audio, read_jsonl, save_figure, write_json_atomic
+from .io import (FolderClaimError, JsonlWriter, atomic_path, claim_folder, lock_output, read_audio, read_jsonl,
+                 save_figure)
 from .parallel import Job, score_files
 from .protocol import Protocol
 from .score import AVAlignResult, analyze_audio, resolve_audio
@@ -139,7 +140,9 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with lock_output(out, kind="dir"):  # one live study per folder (else LockedError: one line)
-        _claim(out, {"variant": variant.name, "protocol": (protocol or Protocol()).to_record()})
+        # DIR/study.json names the variant and base protocol; a resumed study must use the same
+        claim_folder(out, {"variant": variant.name, "protocol": (protocol or Protocol()).to_record()},
+                     file="study.json", records="study.jsonl", error=StudyFolderError)
         rows_path = out / "study.jsonl"
         done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
         videos = [os.path.abspath(p) for p in paths]
@@ -212,25 +215,8 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     return rows
 
 
-class StudyFolderError(ValueError):
+class StudyFolderError(FolderClaimError):
     """A study folder made with another variant or base protocol: one line (exit status 2)."""
-
-
-def _claim(out: Path, identity: dict) -> None:
-    """``DIR/study.json`` names the variant and base protocol the rows were made with; a resumed study
-    must use the same, so a folder never mixes rows scored two ways."""
-    import json
-
-    path = out / "study.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != identity:
-            diff = "; ".join(f"{k} {old.get(k)} -> {identity.get(k)}" for k in identity if old.get(k) != identity.get(k))
-            raise StudyFolderError(f"{out}: made with other settings ({diff}); use another --out")
-        return
-    if (out / "study.jsonl").is_file():
-        raise StudyFolderError(f"{out}: holds rows without study.json (an older study); use another --out")
-    write_json_atomic(path, identity)
 
 
 def _shapes(videos: list[str], bases: dict[str, AVAlignResult]) -> dict[str, tuple[int, int]]:

@@ -105,7 +105,7 @@ def test_a_study_refuses_another_variant_and_exits_1_for_a_bad_clip(synced, tmp_
     assert main(args) == 0
     rows = (tmp_path / "study.jsonl").read_bytes()
     assert main([*args, "--variant", "tempotokens-2023"]) == 2  # the rows were made with tempotokens-2025
-    assert "variant tempotokens-2025 -> tempotokens-2023" in capsys.readouterr().err
+    assert 'variant "tempotokens-2025" -> "tempotokens-2023"' in capsys.readouterr().err
     assert (tmp_path / "study.jsonl").read_bytes() == rows
     missing = str(tmp_path / "missing.mp4")
     assert main(["study", missing, "--out", str(tmp_path / "bad"), "--offsets", "1", "--factors", "offset"]) == 1
