@@ -82,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders")
     study.add_argument("--out", required=True, metavar="DIR", help="study folder")
     study.add_argument("--offsets", type=int, default=6, metavar="K", help="audio offsets -K..K frames")
-    study.add_argument("--fps", default="8,12,24", help="re-timing rates, comma-separated")
-    study.add_argument("--sizes", default="128,256,384", help="short sides in px, comma-separated")
-    study.add_argument("--crf", default="18,28,38", help="H.264 CRFs, comma-separated")
-    study.add_argument("--flow", default=",".join(FLOW_MODES), help="flow modes, comma-separated")
-    study.add_argument("--factors", default="offset,fps,size,crf,flow", help="which factors to vary")
+    add_protocol_flags(study)  # the base protocol: how the unchanged clips (and every condition) are scored
+    study.add_argument("--vary-fps", default="8,12,24", metavar="LIST", help="re-timing rates, comma-separated")
+    study.add_argument("--vary-size", default="128,256,384", metavar="LIST",
+                       help="short sides in px, comma-separated")
+    study.add_argument("--vary-crf", default="18,28,38", metavar="LIST", help="H.264 CRFs, comma-separated")
+    study.add_argument("--vary-flow", default=",".join(FLOW_MODES), metavar="LIST", help="flow modes, comma-separated")
+    study.add_argument("--factors", default="offset,fps,size,crf,flow", metavar="LIST",
+                       help="which factors to vary, comma-separated")
     study.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
     study.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                        help="worker processes (default: the CPUs this process may use)")
@@ -104,18 +107,19 @@ def run_study_cli(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1 and --offsets at least 0")
     try:
         settings = StudySettings(
-            offsets=args.offsets, fps=tuple(float(x) for x in args.fps.split(",") if x.strip()),
-            sizes=tuple(int(x) for x in args.sizes.split(",") if x.strip()),
-            crf=tuple(int(x) for x in args.crf.split(",") if x.strip()),
-            flow=tuple(x.strip() for x in args.flow.split(",") if x.strip()), factors=tuple(iter_factors(args.factors)))
+            offsets=args.offsets, fps=tuple(float(x) for x in args.vary_fps.split(",") if x.strip()),
+            sizes=tuple(int(x) for x in args.vary_size.split(",") if x.strip()),
+            crf=tuple(int(x) for x in args.vary_crf.split(",") if x.strip()),
+            flow=tuple(x.strip() for x in args.vary_flow.split(",") if x.strip()), factors=tuple(iter_factors(args.factors)))
         for mode in settings.flow:
             Protocol(flow=mode)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    base = protocol_from_args(args)
     videos = [j.video for j in collect_jobs(args.paths, None)]
     try:
         rows = run_study(videos, args.out, settings, variant=args.variant, workers=args.workers,
-                         executor=args.executor, address=args.address)
+                         executor=args.executor, address=args.address, protocol=base)
     except StudyFolderError as exc:
         raise UsageError(str(exc)) from None
     for r in summary_rows(rows):

@@ -16,8 +16,10 @@ def bootstrap_ci(
     Draws ``n_resamples`` resamples of the values with replacement (NumPy ``default_rng(seed)``,
     so the interval is reproducible) and returns the ``(1-confidence)/2`` and
     ``(1+confidence)/2`` quantiles of their means.  NaN for no values; ``(x, x)`` for one value.
+    The values are sorted first, so the interval depends on the values only, not on their order
+    (records arrive in completion order, which differs between runs with workers).
     """
-    x = np.asarray(list(values), dtype=np.float64)
+    x = np.sort(np.asarray(list(values), dtype=np.float64))
     if x.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)

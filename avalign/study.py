@@ -12,7 +12,10 @@ Per clip, the score under:
   then scored through the executors;
 * ``flow``: every flow mode.
 
-Every condition but the offsets is one pass of :func:`avalign.score_files` (local processes or Ray).
+Every condition changes one part of the base protocol (``--fps``/``--size``/``--duration``/``--flow``,
+by default each clip as decoded) and keeps the rest; ``native`` rows are the unchanged clips (labelled
+with the base's value where the base sets it).  Every condition but the offsets is one pass of
+:func:`avalign.score_files` (local processes or Ray).
 Rows go to ``DIR/study.jsonl`` as they are made (a killed study resumes; nothing is redone);
 ``study.csv`` summarises each factor and value: the mean with a bootstrap CI, the mean |Δ| against the
 unchanged clip and Spearman's ρ against the unchanged scores; ``offset.png`` and ``factors.png`` plot them.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -137,11 +140,12 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
             finally:
                 ray.shutdown()
     variant = get_variant(variant)
+    base = protocol or Protocol()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with lock_output(out, kind="dir"):  # one live study per folder (else LockedError: one line)
         # DIR/study.json names the variant and base protocol; a resumed study must use the same
-        claim_folder(out, {"variant": variant.name, "protocol": (protocol or Protocol()).to_record()},
+        claim_folder(out, {"variant": variant.name, "protocol": base.to_record()},
                      file="study.json", records="study.jsonl", error=StudyFolderError)
         rows_path = out / "study.jsonl"
         done = {(r["clip"], r["factor"], str(r["value"])) for r in read_jsonl(rows_path)}
@@ -164,22 +168,28 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
             bases: dict[str, AVAlignResult] = {}
             wanted = range(-settings.offsets, settings.offsets + 1) if "offset" in settings.factors else [0]
             need_base = [v for v in videos if any((v, "offset", str(k)) not in done for k in wanted)]
-            for r in score_files(need_base, variant, protocol=protocol or Protocol(), **run):
+            for r in score_files(need_base, variant, protocol=base, **run):
                 bases[r.video] = r
                 emit(offset_rows(r, variant, settings.offsets) if r.status != "error" and "offset" in settings.factors
                      else [_row(r.video, "offset", 0, r)])
-            conditions: list[tuple[str, object, Protocol | None]] = []
+            # each condition changes one part of the base protocol and keeps the others
+            conditions: list[tuple[str, object, Protocol]] = []
             if "fps" in settings.factors:
-                conditions += [("fps", f, Protocol(fps=f)) for f in settings.fps]
+                conditions += [("fps", f, replace(base, fps=f)) for f in settings.fps if f != base.fps]
             if "flow" in settings.factors:
-                conditions += [("flow", m, Protocol(flow=m)) for m in settings.flow if m != core.DEFAULT_FLOW]
-            for factor, value, protocol in conditions:
-                emit(_row(r.video, factor, value, r) for r in score_files(todo(factor, value), variant, protocol=protocol,
-                                                                          **run))
-            # the unchanged clip is also the "native" value of fps and size and the exact flow mode
-            copies = [(f, "native") for f in ("fps", "size") if f in settings.factors]
-            if "flow" in settings.factors and core.DEFAULT_FLOW in settings.flow:
-                copies.append(("flow", core.DEFAULT_FLOW))
+                conditions += [("flow", m, replace(base, flow=m)) for m in settings.flow if m != base.flow]
+            for factor, value, condition in conditions:
+                emit(_row(r.video, factor, value, r) for r in score_files(todo(factor, value), variant,
+                                                                          protocol=condition, **run))
+            # the unchanged clip is also the base protocol's value of fps, size and flow ("native":
+            # the clip's own, where the base keeps it)
+            copies = []
+            if "fps" in settings.factors:
+                copies.append(("fps", base.fps if base.fps is not None else "native"))
+            if "size" in settings.factors:
+                copies.append(("size", f"{base.width}x{base.height}" if base.width is not None else "native"))
+            if "flow" in settings.factors and base.flow in settings.flow:
+                copies.append(("flow", base.flow))
             unchanged = [r for r in read_jsonl(rows_path) if r["factor"] == "offset" and r["value"] == 0
                          and r["clip"] in videos]
             for factor, value in copies:
@@ -193,8 +203,8 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
                         if v in shapes:
                             groups.setdefault(short_side_size(shapes[v], side), []).append(v)
                     for (w, h), group in sorted(groups.items()):
-                        emit(_row(r.video, "size", side, r) for r in score_files(group, variant, protocol=Protocol(
-                            width=w, height=h), **run))
+                        emit(_row(r.video, "size", side, r) for r in score_files(group, variant, protocol=replace(
+                            base, width=w, height=h), **run))
             if "crf" in settings.factors:
                 work = out / "work"
                 work.mkdir(exist_ok=True)
@@ -208,7 +218,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
                             continue
                         jobs.append(Job(str(encoded), resolve_audio(v) or v))
                         back[str(encoded)] = v
-                    emit(_row(back[r.video], "crf", crf, r) for r in score_files(jobs, variant, **run))
+                    emit(_row(back[r.video], "crf", crf, r) for r in score_files(jobs, variant, protocol=base, **run))
         rows = read_jsonl(rows_path)
         write_summary(rows, out / "study.csv")
         plot_study(rows, out)
@@ -333,7 +343,8 @@ def plot_offset_panel(rows: Sequence[dict], path: Path, label: str = "", title: 
     ax.set_ylabel("AV-Align")
     n = off[0]["n"] if off else 0
     ax.set_title(f"offset curve (n={n} clips){chr(10) + title if title else ''}", fontsize=9)
-    ax.set_ylim(0, max(1.05, float(np.nanmax([r["ci_high"] for r in off])) + 0.05 if off else 1.05))
+    highs = [r["ci_high"] for r in off if r["ci_high"] == r["ci_high"]]  # no CI where no clip scored (NaN)
+    ax.set_ylim(0, max(1.05, max(highs) + 0.05) if highs else 1.05)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

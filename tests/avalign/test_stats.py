@@ -56,3 +56,10 @@ def test_summary_does_not_depend_on_record_order():
     rng = np.random.default_rng(5)
     records = [{"status": "ok", "score": float(x)} for x in rng.random(30)]
     assert summarize(records) == summarize(records[::-1]) == summarize(sorted(records, key=lambda r: r["score"]))
+
+
+def test_the_interval_depends_on_the_values_not_their_order():
+    """Records arrive in completion order (workers, Ray), so one set of scores must give one CI."""
+    values = np.random.default_rng(3).uniform(0, 1, 37)
+    shuffled = np.random.default_rng(4).permutation(values)
+    assert bootstrap_ci(values) == bootstrap_ci(shuffled) == bootstrap_ci(sorted(values, reverse=True))

@@ -1,6 +1,8 @@
 """The sensitivity study: the offset curve of clips with known sync, and conditions that are the
 protocol's own conform step."""
 
+from pathlib import Path
+
 import pytest
 
 from avalign import Protocol, score_file
@@ -43,8 +45,8 @@ def test_offset_curve_peaks_at_zero_and_falls_by_two_frames(synced, tmp_path):
 
 
 def test_retiming_and_resizing_are_the_conform_step(synced, tmp_path, capsys):
-    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--fps", "8", "--sizes", "48",
-                 "--crf", "28", "--flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
+    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--vary-fps", "8", "--vary-size", "48",
+                 "--vary-crf", "28", "--vary-flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
     rows = read_jsonl(tmp_path / "study.jsonl")
     got = {(r["clip"], r["factor"], str(r["value"])): r["score"] for r in rows}
     for clip in synced:  # 64x64 clips: a short side of 48 is 48x48
@@ -61,8 +63,8 @@ def test_retiming_and_resizing_are_the_conform_step(synced, tmp_path, capsys):
     assert {r["factor"] for r in rows} == {"offset", "fps", "size", "crf", "flow"}
     assert "study:" in capsys.readouterr().out and (tmp_path / "factors.png").exists()
     before = (tmp_path / "study.jsonl").read_bytes()
-    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--fps", "8", "--sizes", "48",
-                 "--crf", "28", "--flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
+    assert main(["study", *synced, "--out", str(tmp_path), "--offsets", "0", "--vary-fps", "8", "--vary-size", "48",
+                 "--vary-crf", "28", "--vary-flow", "farneback,dis-ultrafast", "--workers", "2"]) == 0
     assert (tmp_path / "study.jsonl").read_bytes() == before  # resumed: nothing redone
 
 
@@ -79,7 +81,29 @@ def test_study_on_golden_clips_small(golden_clips, tmp_path):
 
 def test_bad_study_arguments(tmp_path, golden_clips):
     assert main(["study", str(golden_clips), "--out", str(tmp_path), "--factors", "offset,colour"]) == 2
-    assert main(["study", str(golden_clips), "--out", str(tmp_path), "--flow", "magic"]) == 2
+    assert main(["study", str(golden_clips), "--out", str(tmp_path), "--vary-flow", "magic"]) == 2
+    assert main(["study", str(golden_clips), "--out", str(tmp_path), "--size", "0x9"]) == 2
+
+
+def test_every_condition_keeps_the_rest_of_the_base_protocol(synced, tmp_path):
+    """--fps/--size/--duration/--flow set the base protocol (a benchmark run's, reproduced): the
+    unchanged rows, each condition and the re-encoded clips are scored under it, with one part changed."""
+    assert main(["study", *synced[:2], "--out", str(tmp_path), "--offsets", "1", "--size", "32x32", "--fps", "12",
+                 "--duration", "3", "--vary-fps", "8,12", "--vary-size", "48", "--vary-crf", "28",
+                 "--vary-flow", "farneback,dis-ultrafast", "--workers", "1"]) == 0
+    rows = read_jsonl(tmp_path / "study.jsonl")
+    got = {(r["clip"], r["factor"], str(r["value"])): r["score"] for r in rows}
+    base = dict(fps=12.0, width=32, height=32, duration_s=3.0)
+    for clip in synced[:2]:
+        assert got[(clip, "offset", "0")] == score_file(clip, protocol=Protocol(**base)).score
+        assert got[(clip, "fps", "8.0")] == score_file(clip, protocol=Protocol(**{**base, "fps": 8.0})).score
+        assert got[(clip, "fps", "12.0")] == got[(clip, "size", "32x32")] == got[(clip, "offset", "0")]
+        assert got[(clip, "size", "48")] == score_file(clip, protocol=Protocol(**{**base, "width": 48, "height": 48})).score
+        assert got[(clip, "flow", "dis-ultrafast")] == score_file(
+            clip, protocol=Protocol(**base, flow="dis-ultrafast")).score
+        (encoded,) = (tmp_path / "work").glob(f"crf28_*_{Path(clip).stem}.mp4")  # scored with the clip's own audio
+        assert got[(clip, "crf", "28")] == score_file(str(encoded), clip[:-4] + ".wav", protocol=Protocol(**base)).score
+    assert not any(r["value"] == "native" for r in rows)  # the base sets fps and size: no "native" label
 
 
 def test_resume_redoes_nothing_for_any_factor_set_and_any_directory(synced, tmp_path, monkeypatch):
