@@ -157,7 +157,15 @@ def method_source(method) -> str | None:
 
 
 def _child(job: MethodJob) -> None:
+    import threading
+
+    from tqdm import tqdm
+
     ignore_interrupts()  # Ctrl-C reaches the whole group: the parent decides, and terminates this process
+    # tqdm's default lock is a multiprocessing semaphore; a process ended by SIGTERM cannot release it,
+    # and the resource tracker then warns of a "leaked semaphore" after a Ctrl-C. This process is the
+    # only writer of its bars, so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     run_method(job)
 
 

@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from avalign.flags import HelpFormatter
+from avalign.io.atomic import write_json_atomic, write_text_atomic
+
 #: (group, measurement names) in order of value; every name gets exactly one record.
 PLAN = (
     ("generation", ("generate-fp16", "generate-bf16", "generate-fp16-vae-slicing", "generate-fp16-no-sdpa",
@@ -106,9 +109,9 @@ def run_plan(out: Path, budget_s: float, dry_run: bool, plan=PLAN, inject_slow: 
         if records and records[-1].get("device") and not env.get("device"):
             env = {k: records[-1].get(k) for k in ("device", "torch", "cuda")}
         interrupted = interrupted or any(r["reason"] == "interrupted" for r in records)
-    (out / "gpu.json").write_text(json.dumps({"budget_s": budget_s, "dry_run": dry_run, "records": records},
-                                             indent=1))
-    (out / "gpu.md").write_text(markdown(records, dry_run))
+    # written whole or not at all (a kill mid-write leaves the previous files, never half of one)
+    write_json_atomic(out / "gpu.json", {"budget_s": budget_s, "dry_run": dry_run, "records": records})
+    write_text_atomic(out / "gpu.md", markdown(records, dry_run))
     if interrupted:
         raise KeyboardInterrupt
     return records
@@ -221,10 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
                                 description="Every GPU figure in one bounded run: generation, training, correctness and "
                                             "metric feature passes at full size, then the gpu tests; writes "
-                                            "OUT/gpu.json and OUT/gpu.md.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="folder for gpu.json, gpu.md and the per-group records")
-    p.add_argument("--budget-s", type=float, default=420.0, help="seconds for everything, the tests included")
+                                            "DIR/gpu.json and DIR/gpu.md.",
+                                formatter_class=HelpFormatter)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for gpu.json, gpu.md and the per-group records")
+    p.add_argument("--budget-s", type=float, default=420.0, metavar="S", help="seconds for everything, the tests included")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: the same code path and list")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--deadline-in-s", type=float, help=argparse.SUPPRESS)

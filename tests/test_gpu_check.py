@@ -157,7 +157,7 @@ def test_the_import_path_needs_only_what_the_gpu_machine_has_or_the_carried_whee
     from benchmarks.gpu_check import GPU_WHEELS
 
     carried = {w.split("==")[0].lower() for w in GPU_WHEELS}
-    ours = {"tempotokens"}  # this project (travels with the working tree)
+    ours = {"tempotokens", "avalign"}  # this project (travels with the working tree)
     allowed = there | carried | ours
 
     def norm(d):
@@ -169,7 +169,7 @@ def test_the_import_path_needs_only_what_the_gpu_machine_has_or_the_carried_whee
     # a module is fine when the GPU image or the wheels have it, or when it was imported by a package
     # that is there only because the GPU image has it (transitively; never ours or a carried wheel):
     # the image's packages come with their own dependencies
-    fine = {m for m in modules if any(norm(x) in there for x in modules[m][0])} - {"tempotokens", "diffusers"}
+    fine = {m for m in modules if any(norm(x) in there for x in modules[m][0])} - {*ours, "diffusers"}
     grew = True
     while grew:
         more = {m for m, (_, by) in modules.items() if by in fine and m not in fine}

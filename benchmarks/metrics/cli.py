@@ -42,11 +42,11 @@ InputError = UsageError  # bad input: one line, exit status 2
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="folder with the published weight files (docs: Weights)")
+    p.add_argument("--weights", required=True, metavar="DIR", help="folder with the published weight files (docs: Weights)")
     add_protocol_flags(p, flow=False)
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per detector call")
-    p.add_argument("--out", help="write the result as JSON to this file")
+    p.add_argument("--device", default=None, metavar="D", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per detector call")
+    p.add_argument("--out", metavar="R.json", help="write the result as JSON to this file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="metric", required=True)
     f = sub.add_parser("fvd", help="Fréchet Video Distance of two folders (lower is better)",
                        formatter_class=HelpFormatter)
-    f.add_argument("real_dir")
-    f.add_argument("fake_dir")
+    f.add_argument("real_dir", metavar="REAL_DIR", help="folder of real clips")
+    f.add_argument("fake_dir", metavar="FAKE_DIR", help="folder of generated clips")
     f.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
                    help="styleganv: i3d_torchscript.pt, biased covariance; videogpt: i3d_pretrained_400.pt, "
                         "224 crop, unbiased covariance")
@@ -65,17 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(f)
     i = sub.add_parser("is", help="Inception Score with C3D on UCF-101 (higher is better)",
                        formatter_class=HelpFormatter)
-    i.add_argument("fake_dir")
-    i.add_argument("--splits", type=int, default=10, help="splits of the shuffled clips (capped at N)")
+    i.add_argument("fake_dir", metavar="FAKE_DIR", help="folder of generated clips")
+    i.add_argument("--splits", type=int, default=10, metavar="K", help="splits of the shuffled clips (capped at N)")
     _common(i)
     c = sub.add_parser("clipsim", help="CLIP similarity of each video's frames to its label (higher is better)",
                        formatter_class=HelpFormatter)
-    c.add_argument("video_dir")
-    c.add_argument("--labels", required=True,
+    c.add_argument("video_dir", metavar="DIR", help="folder of clips")
+    c.add_argument("--labels", required=True, metavar="CSV_OR_TXT",
                    help="CSV with a name column (video, file, name or clip_id) and a label column; or a text "
                         "file of lines 'NAME LABEL...' (NAME: file name or stem)")
-    c.add_argument("--template", default="{label}", help="text compared with the frames; {label} is filled in")
-    c.add_argument("--scale", type=float, default=1.0, help="multiply the cosine (100: the torchmetrics convention)")
+    c.add_argument("--template", default="{label}", metavar="TEXT", help="text compared with the frames; {label} is filled in")
+    c.add_argument("--scale", type=float, default=1.0, metavar="X", help="multiply the cosine (100: the torchmetrics convention)")
     c.add_argument("--metric-frames", type=int, default=None, metavar="N",
                    help="first N frames of each clip fed to CLIP (default: all)")
     _common(c)

@@ -3,6 +3,7 @@ resume keys, refusals and audio errors."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,14 @@ def test_records_and_summary(small_dir, tmp_path, capsys, golden):
     text = capsys.readouterr().out
     # 3 defined scores (1.0, 0.0, 1.0), one undefined
     assert "AV-Align 0.6667" in text and "n=4, n_undefined=1, n_error=0" in text
+    # the docs' schema table lists exactly the fields a record has (and the protocol's parts)
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "records.md").read_text()
+    table = page.split("## `avalign score --out`")[1].split("\n## ")[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert documented == set(records[0]), "docs/reference/records.md: the avalign score table is stale"
+    protocol_row = next(row for row in table.splitlines() if row.startswith("| `protocol`"))
+    assert set(re.findall(r"`(\w+)`", protocol_row.split(" | ")[1])) == set(records[0]["protocol"])
 
 
 def test_bad_file_gives_exit_1_one_line_and_the_batch_goes_on(small_dir, tmp_path, capsys):
