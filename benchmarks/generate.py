@@ -97,7 +97,9 @@ def run_method(job: MethodJob) -> None:
     from tqdm import tqdm
 
     from tempotokens.profiling import StageProfiler
+    from tempotokens.quiet import no_loading_bars
 
+    no_loading_bars()  # the per-clip bar below says what is happening
     method = get_method(job.method)
     s = job.settings
     ctx = RunContext(clips=list(job.clips), settings=s)

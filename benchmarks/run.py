@@ -340,8 +340,10 @@ def prepare(args: argparse.Namespace, rank: int):
     if not clips:
         raise DatasetError(f"{root}: no test clips for dataset {args.dataset}")
     if args.model in (None, "tiny") and Path(settings.model) == TINY_MODEL:
+        from tempotokens.quiet import no_loading_bars
         from tempotokens.tiny import make_tiny
 
+        no_loading_bars()  # "Writing model shards" of a 2 MB model: noise
         _drop_unfinished(TINY_MODEL, "model_index.json")
         build_once(TINY_MODEL, make_tiny)
     return settings, root, run_dir, stages, methods, names, reference, clips

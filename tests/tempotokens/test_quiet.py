@@ -43,3 +43,23 @@ def test_casting_beats_says_nothing_but_a_real_fp32_warning_still_surfaces(tiny_
 def test_the_adaptor_too(tiny_pipe):
     assert _cast_messages(tiny_pipe.adaptor, []) == ["an unrelated warning of the same logger"]
     tiny_pipe.adaptor._keep_in_fp32_modules = None
+
+
+def test_no_loading_bars_turns_off_the_libraries_bars_and_keeps_their_warnings(monkeypatch):
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from tempotokens.quiet import no_loading_bars
+
+    diffusers_logging.enable_progress_bar()
+    transformers_logging.enable_progress_bar()
+    try:
+        no_loading_bars()
+        assert not diffusers_logging.is_progress_bar_enabled()
+        assert not transformers_logging.is_progress_bar_enabled()
+        # their logs are not touched: a warning still goes out
+        assert diffusers_logging.get_verbosity() <= logging.WARNING
+        assert transformers_logging.get_verbosity() <= logging.WARNING
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
