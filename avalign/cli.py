@@ -106,15 +106,14 @@ def run_study_cli(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.offsets < 0:
         raise UsageError("--workers must be at least 1 and --offsets at least 0")
     try:
-        settings = StudySettings(
-            offsets=args.offsets, fps=tuple(float(x) for x in args.vary_fps.split(",") if x.strip()),
-            sizes=tuple(int(x) for x in args.vary_size.split(",") if x.strip()),
-            crf=tuple(int(x) for x in args.vary_crf.split(",") if x.strip()),
-            flow=tuple(x.strip() for x in args.vary_flow.split(",") if x.strip()), factors=tuple(iter_factors(args.factors)))
-        for mode in settings.flow:
-            Protocol(flow=mode)
+        factors = tuple(iter_factors(args.factors))
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--factors: {exc}") from None
+    settings = StudySettings(
+        offsets=args.offsets, fps=_values("--vary-fps", args.vary_fps, float, lambda f: Protocol(fps=f)),
+        sizes=_values("--vary-size", args.vary_size, int, lambda n: Protocol(width=n, height=n)),
+        crf=_values("--vary-crf", args.vary_crf, int, _check_crf),
+        flow=_values("--vary-flow", args.vary_flow, str, lambda m: Protocol(flow=m)), factors=factors)
     base = protocol_from_args(args)
     videos = [j.video for j in collect_jobs(args.paths, None)]
     try:
@@ -131,6 +130,27 @@ def run_study_cli(args: argparse.Namespace) -> int:
         print(f"avalign study: {len(failed)} clips could not be scored (their rows say error), e.g. {failed[0]}",
               file=sys.stderr)
     return EXIT_ITEM_ERROR if failed else EXIT_OK
+
+
+def _check_crf(crf: int) -> None:
+    if not 0 <= crf <= 51:
+        raise ValueError(f"H.264 CRFs are 0..51, got {crf}")
+
+
+def _values(flag: str, text: str, kind: type, check) -> tuple:
+    """The comma-separated values of a study's ``--vary-*`` flag, each checked now (before any
+    row is written); a bad one is a usage error naming the flag."""
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        try:
+            value = kind(item)
+            check(value)
+        except ValueError as exc:
+            detail = str(exc) if not str(exc).startswith(("could not convert", "invalid literal")) else \
+                f"not a{'n integer' if kind is int else ' number' if kind is float else ''}"
+            raise UsageError(f"{flag}: bad value {item!r} ({detail})") from None
+        out.append(value)
+    return tuple(out)
 
 
 def collect_jobs(paths: Sequence[str], audio: str | None) -> list[Job]:

@@ -125,7 +125,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
     """Run (or resume) the study of the clips ``paths``; returns every row of ``study.jsonl``.
 
     ``protocol`` is how the unchanged clips (and so the offsets, in its frame periods) are scored; by
-    default each clip as decoded.  The other factors set their own protocol.  Rows name each clip by
+    default each clip as decoded; every condition changes one part of it.  Rows name each clip by
     its absolute path, so a study resumes from any working directory.  With ``executor="ray"`` one
     cluster serves every condition."""
     if executor == "ray":
@@ -196,7 +196,9 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
                 emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
                           n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
             if "size" in settings.factors:
-                shapes = _shapes(videos, bases)
+                # the short side is the clip's own, never the base's resized frames (a resumed study
+                # probes it; a fresh one must give the same sizes)
+                shapes = _shapes(videos, bases if base.width is None else {})
                 for side in settings.sizes:
                     groups: dict[tuple[int, int], list[str]] = {}
                     for v in todo("size", side):

@@ -66,20 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="synthetic", choices=DATASETS,
                    help="folder: any folder of mp4s (sibling wav or own track, optional <name>.txt captions)")
-    p.add_argument("--data-root", help="dataset folder (synthetic: made on the fly if absent)")
-    p.add_argument("--methods", default=",".join(ALL_METHODS),
+    p.add_argument("--data-root", metavar="DIR", help="dataset folder (synthetic: made on the fly if absent)")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), metavar="LIST",
                    help="comma-separated: " + ", ".join(ALL_METHODS) + ", external:DIR, external:DIR:own-audio")
     p.add_argument("--num-clips", type=int, default=None, metavar="N", help="first N test clips (default: all)")
-    p.add_argument("--out", help="run folder (default runs/<dataset>)")
-    p.add_argument("--model", help="model folder; 'tiny': the random tiny model (made if absent); default: the "
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<dataset>)")
+    p.add_argument("--model", metavar="DIR", help="model folder; 'tiny': the random tiny model (made if absent); default: the "
                                    "shipped toy model trained on the synthetic clips (tempotokens/toy_model), while "
                                    "none is shipped the tiny model")
-    p.add_argument("--beats", help="BEATs checkpoint if the model folder has none")
-    p.add_argument("--adaptor", help="adaptor weights (learned_embeds.pth or folder)")
-    p.add_argument("--seed", type=int, default=0, help="clip i is generated with seed + i")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="scoring processes (default: CPU count)")
+    p.add_argument("--beats", metavar="CKPT", help="BEATs checkpoint if the model folder has none")
+    p.add_argument("--adaptor", metavar="PATH", help="adaptor weights (learned_embeds.pth or folder)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="clip i is generated with seed + i")
+    p.add_argument("--device", default=None, metavar="D", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
+                   help="generation dtype (default: float16 on a GPU, else float32)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="scoring worker processes (default: the CPUs this process may use)")
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="where clips are scored: local processes, or Ray tasks (RAY_ADDRESS or a local cluster)")
     p.add_argument("--num-frames", type=int, metavar="N", help="frames generated per clip (default: by model)")
@@ -93,19 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
     p.add_argument("--flow", default="farneback", choices=FLOW_MODES,
                    help="optical flow of the scoring protocol (farneback: the reference; the others: faster)")
-    p.add_argument("--reference-method", default=None,
+    p.add_argument("--reference-method", default=None, metavar="M",
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
-    p.add_argument("--metrics", default="av_align",
+    p.add_argument("--metrics", default="av_align", metavar="LIST",
                    help="comma-separated: av_align, fvd, is, clipsim (fvd/is/clipsim need --weights)")
-    p.add_argument("--weights", help="folder with the metric weight files (docs: Video-quality metrics, Weights)")
+    p.add_argument("--weights", metavar="DIR", help="folder with the metric weight files (docs: Video-quality metrics, Weights)")
     p.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
                    help="FVD's published computation (docs: Video-quality metrics)")
     p.add_argument("--metric-frames", type=int, default=16, metavar="N", help="frames per clip fed to FVD")
-    p.add_argument("--clipsim-template", default="{label}", help="text each clip's dataset label is put through")
+    p.add_argument("--clipsim-template", default="{label}", metavar="TEXT", help="text each clip's dataset label is put through")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
     p.add_argument("--study", action="store_true",
                    help="also run the audio-offset study on the ground-truth clips (a calibration panel in reports)")
-    p.add_argument("--stages", default=",".join(STAGES), help="which stages to run: " + ", ".join(STAGES))
+    p.add_argument("--stages", default=",".join(STAGES), metavar="LIST", help="which stages to run: " + ", ".join(STAGES))
     return p
 
 

@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", formatter_class=HelpFormatter,
                                      description="Tables (CSV, Markdown, LaTeX) and PNG plots from benchmark runs.")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by python -m benchmarks.run")
-    parser.add_argument("--out", help="report folder (default: RUN_DIR/report for one run, else runs/report)")
-    parser.add_argument("--timelines", type=int, default=2, help="alignment timelines per method and run")
-    parser.add_argument("--filmstrips", type=int, default=2,
+    parser.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/report for one run, else runs/report)")
+    parser.add_argument("--timelines", type=int, default=2, metavar="N", help="alignment timelines per method and run")
+    parser.add_argument("--filmstrips", type=int, default=2, metavar="N",
                         help="clips per run drawn as every method made them (frames over their timelines)")
     return parser
 

@@ -40,55 +40,55 @@ def build_parser() -> argparse.ArgumentParser:
     vae = sub.add_parser("fit-vae", formatter_class=HelpFormatter, help="fit a model folder's VAE on a folder of clips",
                          description="Train the VAE of MODEL on single frames of the training clips of DATA_ROOT; "
                                      "writes OUT/vae (resumes from OUT's last checkpoint).")
-    vae.add_argument("--model", required=True, help="model folder whose vae/ is the starting point")
-    vae.add_argument("--data-root", required=True, help="dataset folder (video/, audio/, the split CSV)")
-    vae.add_argument("--dataset", default="synthetic", help="dataset layout (tempotokens.data.datasets.DATASETS)")
-    vae.add_argument("--out", required=True, help="output folder (checkpoints, metrics.jsonl, vae/)")
-    vae.add_argument("--steps", type=int, default=600)
-    vae.add_argument("--batch-size", type=int, default=32, help="frames per step")
-    vae.add_argument("--lr", type=float, default=1e-3)
+    vae.add_argument("--model", required=True, metavar="DIR", help="model folder whose vae/ is the starting point")
+    vae.add_argument("--data-root", required=True, metavar="DIR", help="dataset folder (video/, audio/, the split CSV)")
+    vae.add_argument("--dataset", default="synthetic", metavar="D", help="dataset layout (tempotokens.data.datasets.DATASETS)")
+    vae.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, metrics.jsonl, vae/)")
+    vae.add_argument("--steps", type=int, default=600, metavar="N", help="optimiser steps")
+    vae.add_argument("--batch-size", type=int, default=32, metavar="B", help="frames per step")
+    vae.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="AdamW learning rate")
     vae.add_argument("--size", default="32x32", metavar="WxH", help="pixels after the protocol's resize")
-    vae.add_argument("--seed", type=int, default=0)
+    vae.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the frame draws")
 
     probe = sub.add_parser("probe", formatter_class=HelpFormatter, help="does a model use its audio? loss with own vs another clip's audio",
                            description="Noise-prediction MSE of MODEL on clips of DATA_ROOT conditioned on each clip's own "
                                        "audio and on another clip's of the same label, per timestep "
                                        "(tempotokens.training.probe); prints a table, writes --out as JSON.")
-    probe.add_argument("--model", required=True, help="model folder")
-    probe.add_argument("--data-root", required=True, help="dataset folder (video/, audio/, the split CSV)")
-    probe.add_argument("--dataset", default="synthetic", help="dataset layout (tempotokens.data.datasets.DATASETS)")
+    probe.add_argument("--model", required=True, metavar="DIR", help="model folder")
+    probe.add_argument("--data-root", required=True, metavar="DIR", help="dataset folder (video/, audio/, the split CSV)")
+    probe.add_argument("--dataset", default="synthetic", metavar="D", help="dataset layout (tempotokens.data.datasets.DATASETS)")
     probe.add_argument("--split", default="train", choices=("train", "test"), help="split the clips come from")
-    probe.add_argument("--clips", type=int, default=12, help="the last N clips of the split (the toy's validation "
+    probe.add_argument("--clips", type=int, default=12, metavar="N", help="the last N clips of the split (the toy's validation "
                                                               "clips for --split train)")
     probe.add_argument("--num-frames", type=int, default=24, metavar="N", help="frames per clip fed to the model")
-    probe.add_argument("--fps", type=float, default=12.0, help="frame rate the clips are sampled at")
+    probe.add_argument("--fps", type=float, default=12.0, metavar="F", help="frame rate the clips are sampled at")
     probe.add_argument("--size", default="32x32", metavar="WxH", help="pixels after the protocol's resize")
-    probe.add_argument("--timesteps", default="100,300,500,700,850,950", help="comma-separated training timesteps")
-    probe.add_argument("--repeats", type=int, default=3, help="noise draws per timestep")
-    probe.add_argument("--seed", type=int, default=0)
-    probe.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    probe.add_argument("--out", help="JSON file for the rows (written atomically)")
+    probe.add_argument("--timesteps", default="100,300,500,700,850,950", metavar="LIST", help="comma-separated training timesteps")
+    probe.add_argument("--repeats", type=int, default=3, metavar="R", help="noise draws per timestep")
+    probe.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the noise draws")
+    probe.add_argument("--device", metavar="D", help="torch device (default: cuda when available, else cpu)")
+    probe.add_argument("--out", metavar="JSON", help="JSON file for the rows (written atomically)")
 
     gen = sub.add_parser("generate", formatter_class=HelpFormatter, help="generate a video from audio, text, or both",
                          description="Generate one video; writes OUT.mp4 (audio muxed in) and OUT.wav.")
-    gen.add_argument("--model", required=True, help="model folder (ours, or a zeroscope diffusers folder with --beats/--adaptor)")
-    gen.add_argument("--out", required=True, help="output .mp4 (the sibling .wav is written too)")
-    gen.add_argument("--audio", help="conditioning audio (any format soundfile or PyAV reads)")
-    gen.add_argument("--audio-start", type=float, default=0.0, help="start of the audio span, seconds")
-    gen.add_argument("--prompt", help="text; with audio, may contain the placeholders <temp> ... <class>")
-    gen.add_argument("--negative-prompt", default=None, help="unconditional branch of guidance")
-    by_model = "default: by model (tempotokens.defaults)"
+    gen.add_argument("--model", required=True, metavar="DIR", help="model folder (ours, or a zeroscope diffusers folder with --beats/--adaptor)")
+    gen.add_argument("--out", required=True, metavar="OUT.mp4", help="output .mp4 (the sibling .wav is written too)")
+    gen.add_argument("--audio", metavar="WAV", help="conditioning audio (any format soundfile or PyAV reads)")
+    gen.add_argument("--audio-start", type=float, default=0.0, metavar="S", help="start of the audio span, seconds")
+    gen.add_argument("--prompt", metavar="TEXT", help="text; with audio, may contain the placeholders <temp> ... <class>")
+    gen.add_argument("--negative-prompt", default=None, metavar="TEXT", help="unconditional branch of guidance")
+    by_model = "default: by model, see tempotokens.defaults"
     gen.add_argument("--num-frames", type=int, metavar="N", help=f"frames generated ({by_model})")
     gen.add_argument("--fps", type=float, metavar="F", help=f"frames per second; frames / fps = audio seconds ({by_model})")
     gen.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, DPM-Solver++ ({by_model})")
     gen.add_argument("--guidance", type=float, metavar="G", help=f"classifier-free guidance scale ({by_model})")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the initial noise")
     gen.add_argument("--size", metavar="WxH", help=f"pixels generated, width x height ({by_model})")
-    gen.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    gen.add_argument("--device", default=None, metavar="D", help="torch device (default: cuda if available, else cpu)")
     gen.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
-                     help="default: float16 on GPU, float32 on CPU")
-    gen.add_argument("--beats", help="BEATs checkpoint (.pt) or folder, if the model has none")
-    gen.add_argument("--adaptor", help="adaptor weights (learned_embeds.pth) or folder, if the model has none")
+                     help="generation dtype (default: float16 on a GPU, else float32)")
+    gen.add_argument("--beats", metavar="CKPT", help="BEATs checkpoint (.pt) or folder, if the model has none")
+    gen.add_argument("--adaptor", metavar="PATH", help="adaptor weights (learned_embeds.pth) or folder, if the model has none")
     return parser
 
 

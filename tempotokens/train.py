@@ -22,12 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the TempoTokens audio-token adaptor (accelerate: one GPU, many, or CPU).",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--config", default="tiny",
+    parser.add_argument("--config", default="tiny", metavar="CONFIG.yaml",
                         help="YAML file, or a name in tempotokens/configs (vggsound, landscape, audioset_drum, tiny)")
-    parser.add_argument("--data-root", help="override data.root")
-    parser.add_argument("--output-dir", help="override output_dir")
-    parser.add_argument("--max-steps", type=int, help="override max_steps")
-    parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--data-root", metavar="DIR", help="override data.root")
+    parser.add_argument("--out", "--output-dir", dest="output_dir", metavar="DIR",
+                        help="override output_dir (--output-dir: the same, the older name)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="override max_steps")
+    parser.add_argument("--seed", type=int, metavar="S", help="override seed")
     parser.add_argument("--resume", metavar="latest|PATH", help="continue from the newest or a given checkpoint")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="any other field, e.g. optim.learning_rate=3e-5 data.num_workers=2")

@@ -138,15 +138,19 @@ def test_the_testing_page_lists_how_each_command_runs():
 
 
 def _parser(cmd: str) -> tuple[argparse.ArgumentParser, str]:
-    """The (sub-)parser a synopsis is of, and the synopsis after the tool's (and sub-command's) name."""
+    """The (sub-)parser a synopsis is of, and the synopsis after the tool's (and sub-command's) name.
+    A tool with sub-commands must be followed by one of them (or by ``...``)."""
     words = cmd.split()
     i = words.index("-m") + 1
     module, function = PARSERS[words[i]].split(":")
     parser = getattr(importlib.import_module(module), function)()
     rest = words[i + 1:]
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and rest and rest[0] in action.choices:
-            return action.choices[rest[0]], " ".join(rest[1:])
+        if isinstance(action, argparse._SubParsersAction):
+            if rest and rest[0] in action.choices:
+                return action.choices[rest[0]], " ".join(rest[1:])
+            if not (rest and rest[0] == "..."):
+                raise LookupError(f"{words[i]} has no sub-command {rest[0] if rest else '(none given)'!r}")
     return parser, " ".join(rest)
 
 
@@ -160,7 +164,10 @@ def _same_choice(shown: str, real) -> bool:
 def synopsis_problems(cmd: str) -> list[str]:
     """What a synopsis shows that its parser does not have, and what the parser has that a full
     synopsis (one not starting with ``...``) leaves out."""
-    parser, rest = _parser(cmd)
+    try:
+        parser, rest = _parser(cmd)
+    except LookupError as exc:
+        return [str(exc)]
     options = parser._option_string_actions
     shown = re.findall(r"(?<![\w-])(--[a-z][\w-]*)(?:[ =](\{[^}]*\}|[a-z_0-9]+(?:\|[a-z_0-9]+)+))?", rest)
     problems = []
@@ -192,12 +199,85 @@ def test_every_synopsis_is_its_parser(page, cmd, capsys):
     assert done.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
-def test_a_synopsis_check_catches_a_wrong_flag_or_choice():
-    assert synopsis_problems("python -m avalign score PATH... --colour X") == ["--colour: no such option"] + [
-        p for p in synopsis_problems("python -m avalign score PATH...") if p.endswith("not shown")]
+def test_a_synopsis_check_catches_a_wrong_flag_choice_sub_command_or_a_missing_flag():
+    """Each kind of drift the checker exists for, with its expected complaint written out by hand."""
+    reports = "python -m reports RUN_DIR... [--out DIR] [--timelines N] [--filmstrips N]"
+    assert synopsis_problems(reports) == []
+    assert synopsis_problems("python -m reports RUN_DIR... [--out DIR] [--timelines N]") == ["--filmstrips: not shown"]
+    assert synopsis_problems(reports + " [--colour X]") == ["--colour: no such option"]
     assert synopsis_problems("python -m benchmarks.run ... --executor {local,slurm}") == [
         "--executor: the docs show ['local', 'slurm'], the parser takes ('local', 'ray')"]
+    assert synopsis_problems("python -m benchmarks.run ... --executor {local}") == [  # a subset is drift too
+        "--executor: the docs show ['local'], the parser takes ('local', 'ray')"]
     assert synopsis_problems("python -m benchmarks.run ... --executor {local,ray}") == []
+    assert synopsis_problems("python -m avalign scroe PATH...") == ["avalign has no sub-command 'scroe'"]
+    assert synopsis_problems("python -m tempotokens make-tiny DIR [--seed S]") == []
+
+
+def _all_parsers():
+    for tool, where in PARSERS.items():
+        module, function = where.split(":")
+        parser = getattr(importlib.import_module(module), function)()
+        yield tool, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from ((f"{tool} {name}", sub) for name, sub in action.choices.items())
+
+
+def test_every_tool_shows_each_default_once():
+    """Every option with a default has help text that names it once (argparse prints no help line,
+    so no default, for an option without help)."""
+    problems = []
+    for tool, parser in _all_parsers():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS or "-h" in action.option_strings:
+                continue
+            if action.default is None or action.default is False:
+                continue
+            shown = formatter._get_help_string(action) % dict(vars(action), prog=parser.prog) if action.help else ""
+            if shown.count("default") != 1:
+                problems.append(f"{tool} {action.option_strings[-1]}: {shown!r}")
+    assert problems == []
+
+
+def inline_commands() -> list[tuple[str, str]]:
+    """``(file, command)`` for every inline code span of the README and the docs that names one of
+    the project's tools (``python -m TOOL ...``) or a make target."""
+    out = []
+    for path in DOCS:
+        text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # the blocks are checked above
+        for span in re.findall(r"`((?:python -m|make) [^`]+)`", text):
+            out.append((str(path.relative_to(ROOT)), span))
+    return out
+
+
+def test_every_inline_command_names_a_real_tool_target_and_flags(capsys):
+    """A command written in the text (``python -m avalign score DIR --workers 2``): its tool and
+    make target exist, and it parses (placeholders such as ``DIR`` filled in) with its tool's parser."""
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    spans = inline_commands()
+    assert len(spans) > 40
+    for page, span in spans:
+        for name, value in EXAMPLE_VALUES.items():
+            span = span.replace(name, value)
+        words = span.split()
+        if words[0] == "make":
+            assert words[1] in targets, f"{page}: `{span}`: no such make target"
+            continue
+        assert words[2] in PARSERS, f"{page}: `{span}`: not one of the project's tools"
+        if len(words) == 3:
+            continue  # the tool's name alone
+        module, function = PARSERS[words[2]].split(":")
+        parser = getattr(importlib.import_module(module), function)()
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if len(words) == 4 and subs and words[3] in subs[0].choices:
+            continue  # a sub-command named in the text (``python -m tempotokens toy``)
+        args = [re.sub(r"^[A-Z][A-Z_]*(\.\.\.|\.\w+)?$", "x", w) for w in words[3:]]
+        try:
+            parser.parse_args(args)
+        except SystemExit as exc:
+            raise AssertionError(f"{page}: `{span}` does not parse: {capsys.readouterr().err.strip()}") from exc
 
 
 def _make_recipe(target: str) -> list[str]:

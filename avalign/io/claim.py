@@ -31,8 +31,19 @@ def _show(key: str, value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in settings.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"key old -> new"`` for every setting that differs."""
+    """``"key old -> new"`` for every setting that differs (nested settings as ``outer.inner``)."""
+    old, new = _flat(old), _flat(new)
     keys = sorted(set(old) | set(new))
     return [f"{k} {_show(k, old.get(k))} -> {_show(k, new.get(k))}" for k in keys if old.get(k) != new.get(k)]
 

@@ -19,10 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=HelpFormatter,
                          description="Write clips whose objects move when sounds happen, in the layout of a real "
                                      "dataset (video/, audio/, synthetic.csv, events.json). Deterministic for a seed.")
-    syn.add_argument("out", help="output folder")
-    syn.add_argument("--num-clips", type=int, default=24)
-    syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--duration", type=float, default=4.0, help="seconds per clip")
+    syn.add_argument("out", metavar="OUT", help="output folder")
+    syn.add_argument("--num-clips", type=int, default=24, metavar="N", help="clips written")
+    syn.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the events and textures")
+    syn.add_argument("--duration", type=float, default=4.0, metavar="SEC", help="seconds per clip")
     syn.add_argument("--size", default="96x96", metavar="WxH", help="frame size in pixels (square, even)")
     return parser
 

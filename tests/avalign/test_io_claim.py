@@ -32,3 +32,9 @@ def test_other_settings_and_records_without_an_identity_are_refused_with_one_lin
     with pytest.raises(FolderClaimError, match="holds records without id.json"):
         claim_folder(old, {"fps": 12}, file="id.json", records="*.jsonl")
     assert not (old / "id.json").exists()
+
+
+def test_a_nested_setting_is_named_by_its_path(tmp_path):
+    claim_folder(tmp_path, {"protocol": {"fps": 12, "flow": "farneback"}}, file="id.json", records="*.jsonl")
+    with pytest.raises(FolderClaimError, match=r"\(protocol\.fps 12 -> 24\)"):
+        claim_folder(tmp_path, {"protocol": {"fps": 24, "flow": "farneback"}}, file="id.json", records="*.jsonl")

@@ -85,24 +85,60 @@ def test_bad_study_arguments(tmp_path, golden_clips):
     assert main(["study", str(golden_clips), "--out", str(tmp_path), "--size", "0x9"]) == 2
 
 
-def test_every_condition_keeps_the_rest_of_the_base_protocol(synced, tmp_path):
+@pytest.mark.parametrize("flag, value, says", [
+    ("--vary-fps", "a,b", "--vary-fps: bad value 'a' (not a number)"),
+    ("--vary-fps", "0", "--vary-fps: bad value '0' (protocol fps must be positive"),
+    ("--vary-size", "1.5", "--vary-size: bad value '1.5' (not an integer)"),
+    ("--vary-crf", "99", "--vary-crf: bad value '99' (H.264 CRFs are 0..51"),
+    ("--vary-flow", "magic", "--vary-flow: bad value 'magic'"),
+    ("--factors", "offset,colour", "--factors: unknown factor 'colour'"),
+])
+def test_a_bad_condition_is_one_line_naming_its_flag_before_anything_is_written(golden_clips, tmp_path, capsys,
+                                                                                 flag, value, says):
+    out = tmp_path / "study"
+    assert main(["study", str(golden_clips), "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"avalign: error: {says}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_every_condition_keeps_the_rest_of_the_base_protocol(golden_clips, tmp_path, monkeypatch):
     """--fps/--size/--duration/--flow set the base protocol (a benchmark run's, reproduced): the
-    unchanged rows, each condition and the re-encoded clips are scored under it, with one part changed."""
-    assert main(["study", *synced[:2], "--out", str(tmp_path), "--offsets", "1", "--size", "32x32", "--fps", "12",
+    unchanged rows, each condition and the re-encoded clips are scored under it with one part changed.
+    Checked two ways: the protocols the study asks for (listed by hand), and the rows' scores against
+    scoring each clip directly, on a clip whose scores move with every part of the base."""
+    import avalign.study as study
+
+    asked = []
+    real = study.score_files
+    monkeypatch.setattr(study, "score_files", lambda jobs, *a, protocol=None, **k: (
+        asked.append(protocol), real(jobs, *a, protocol=protocol, **k))[1])
+    square, wide = (str(golden_clips / f"{n}.mp4") for n in ("c01_sync_bounce_24fps_256x256_4s",
+                                                            "c11_oscillate_30fps_256x144_4s"))
+    assert main(["study", square, wide, "--out", str(tmp_path), "--offsets", "1", "--size", "96x96", "--fps", "12",
                  "--duration", "3", "--vary-fps", "8,12", "--vary-size", "48", "--vary-crf", "28",
                  "--vary-flow", "farneback,dis-ultrafast", "--workers", "1"]) == 0
+    base = dict(fps=12.0, width=96, height=96, duration_s=3.0)
+    assert set(asked) == {
+        Protocol(**base),  # the unchanged clips, and the re-encoded ones
+        Protocol(**{**base, "fps": 8.0}),
+        Protocol(**base, flow="dis-ultrafast"),
+        Protocol(**{**base, "width": 48, "height": 48}),  # 256x256 -> a short side of 48
+        Protocol(**{**base, "width": 85, "height": 48}),  # 256x144 -> 85x48: the clip's own shape, not the base's
+    }
     rows = read_jsonl(tmp_path / "study.jsonl")
     got = {(r["clip"], r["factor"], str(r["value"])): r["score"] for r in rows}
-    base = dict(fps=12.0, width=32, height=32, duration_s=3.0)
-    for clip in synced[:2]:
-        assert got[(clip, "offset", "0")] == score_file(clip, protocol=Protocol(**base)).score
-        assert got[(clip, "fps", "8.0")] == score_file(clip, protocol=Protocol(**{**base, "fps": 8.0})).score
-        assert got[(clip, "fps", "12.0")] == got[(clip, "size", "32x32")] == got[(clip, "offset", "0")]
-        assert got[(clip, "size", "48")] == score_file(clip, protocol=Protocol(**{**base, "width": 48, "height": 48})).score
-        assert got[(clip, "flow", "dis-ultrafast")] == score_file(
-            clip, protocol=Protocol(**base, flow="dis-ultrafast")).score
-        (encoded,) = (tmp_path / "work").glob(f"crf28_*_{Path(clip).stem}.mp4")  # scored with the clip's own audio
-        assert got[(clip, "crf", "28")] == score_file(str(encoded), clip[:-4] + ".wav", protocol=Protocol(**base)).score
+    direct = {"unchanged": Protocol(**base), "fps 8": Protocol(**{**base, "fps": 8.0}),
+              "flow": Protocol(**base, flow="dis-ultrafast")}
+    without_base = {"unchanged": Protocol(), "fps 8": Protocol(fps=8.0), "flow": Protocol(flow="dis-ultrafast")}
+    rowkey = {"unchanged": ("offset", "0"), "fps 8": ("fps", "8.0"), "flow": ("flow", "dis-ultrafast")}
+    for name, protocol in direct.items():
+        want = score_file(square, protocol=protocol).score
+        assert got[(square, *rowkey[name])] == want
+        assert want != score_file(square, protocol=without_base[name]).score  # so the check can fail
+    assert got[(square, "fps", "12.0")] == got[(square, "size", "96x96")] == got[(square, "offset", "0")]
+    (encoded,) = (tmp_path / "work").glob(f"crf28_*_{Path(square).stem}.mp4")  # scored with the clip's own audio
+    assert got[(square, "crf", "28")] == score_file(str(encoded), square[:-4] + ".wav", protocol=Protocol(**base)).score
     assert not any(r["value"] == "native" for r in rows)  # the base sets fps and size: no "native" label
 
 
