@@ -127,8 +127,9 @@ def run_study_cli(args: argparse.Namespace) -> int:
     print(f"study: {Path(args.out) / 'study.csv'}")
     failed = sorted({r["clip"] for r in rows if r["status"] == "error"})
     if failed:
-        print(f"avalign study: {len(failed)} clips could not be scored (their rows say error), e.g. {failed[0]}",
-              file=sys.stderr)
+        why = next((r.get("error") for r in rows if r["clip"] == failed[0] and r.get("error")), None)
+        print(f"avalign study: {len(failed)} clips could not be scored (their rows say error), e.g. {failed[0]}"
+              + (f": {why}" if why else ""), file=sys.stderr)
     return EXIT_ITEM_ERROR if failed else EXIT_OK
 
 

@@ -71,12 +71,12 @@ def shift_audio(y: np.ndarray, sr: int, seconds: float) -> np.ndarray:
 
 
 def _row(clip: str, factor: str, value, result: AVAlignResult | None = None, *, score=None, n_audio=0, n_video=0,
-         n_matches=0, status="ok") -> dict:
+         n_matches=0, status="ok", error=None) -> dict:
     if result is not None:
-        score, status = result.score, result.status
+        score, status, error = result.score, result.status, result.error
         n_audio, n_video, n_matches = len(result.audio_peaks), len(result.video_peaks), result.n_matches
     return {"clip": clip, "factor": factor, "value": value, "score": score, "status": status, "n_audio": n_audio,
-            "n_video": n_video, "n_matches": n_matches}
+            "n_video": n_video, "n_matches": n_matches, "error": error}
 
 
 def offset_rows(base: AVAlignResult, variant: Variant, offsets: int) -> list[dict]:
@@ -194,7 +194,7 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
                          and r["clip"] in videos]
             for factor, value in copies:
                 emit(_row(r["clip"], factor, value, score=r["score"], n_audio=r["n_audio"], n_video=r["n_video"],
-                          n_matches=r["n_matches"], status=r["status"]) for r in unchanged)
+                          n_matches=r["n_matches"], status=r["status"], error=r.get("error")) for r in unchanged)
             if "size" in settings.factors:
                 # the short side is the clip's own, never the base's resized frames (a resumed study
                 # probes it; a fresh one must give the same sizes)
@@ -215,8 +215,9 @@ def run_study(paths: Iterable[str], out_dir: str | os.PathLike, settings: StudyS
                     for i, v in enumerate(todo("crf", crf)):
                         try:
                             encoded = reencode(v, crf, work / f"crf{crf}_{i:05d}_{Path(v).stem}.mp4")
-                        except Exception:  # a clip that cannot be read: its row says so
-                            emit([_row(v, "crf", crf, status="error")])
+                        except Exception as exc:  # a clip that cannot be read: its row says so
+                            emit([_row(v, "crf", crf, status="error",
+                                       error=f"cannot re-encode: {' '.join(f'{type(exc).__name__}: {exc}'.split())}")])
                             continue
                         jobs.append(Job(str(encoded), resolve_audio(v) or v))
                         back[str(encoded)] = v

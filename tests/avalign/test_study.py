@@ -169,4 +169,6 @@ def test_a_study_refuses_another_variant_and_exits_1_for_a_bad_clip(synced, tmp_
     assert (tmp_path / "study.jsonl").read_bytes() == rows
     missing = str(tmp_path / "missing.mp4")
     assert main(["study", missing, "--out", str(tmp_path / "bad"), "--offsets", "1", "--factors", "offset"]) == 1
-    assert "1 clips could not be scored" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"1 clips could not be scored (their rows say error), e.g. {missing}: " in err and "not found" in err.lower()
+    assert {r["error"] is not None for r in read_jsonl(tmp_path / "bad" / "study.jsonl")} == {True}
