@@ -65,9 +65,27 @@ def _event_times(rng: np.random.Generator, duration_s: float, fps: float) -> lis
 IMPULSE = (0.08, 0.03)
 
 
-def _position(frame: int, event_frames: list[int], size: int) -> float:
-    """Displacement (px) at ``frame``: each event pushes the object, alternating direction."""
+#: Motions: ``"step"`` (the default): each event pushes the object and it stays there, the direction
+#: alternating, so a frame shows the parity of the events before it; ``"jolt"``: each event throws the
+#: object ``amplitude`` (a fraction of the frame size) in one frame, and it returns to rest
+#: exponentially with time constant ``tau_s`` (seconds), so a frame shows the sound just before it.
+#: The flow is largest at the event frame and decreases after it: one flow peak per event (a slower
+#: return, tau_s >= 0.1 s, adds spurious flow peaks on its tail; a faster one, 0.03 s, outruns the jump).
+MOTIONS = ("step", "jolt")
+JOLT = {"amplitude": 0.25, "tau_s": 0.05}
+
+
+def _position(frame: int, event_frames: list[int], size: int, motion: str = "step", fps: float | None = None,
+              amplitude: float = JOLT["amplitude"], tau_s: float = JOLT["tau_s"]) -> float:
+    """Displacement (px) at ``frame`` (see :data:`MOTIONS`; ``fps`` is needed for ``"jolt"``)."""
     pos = 0.0
+    if motion == "jolt":
+        for e in event_frames:
+            if frame >= e:
+                pos += size * amplitude * float(np.exp(-(frame - e) / (tau_s * fps)))
+        return pos
+    if motion != "step":
+        raise ValueError(f"motion must be one of {MOTIONS}, not {motion!r}")
     for k, e in enumerate(event_frames):
         sign = 1.0 if k % 2 == 0 else -1.0
         pos += sign * size * sum(IMPULSE[: max(0, min(len(IMPULSE), frame - e + 1))])
@@ -75,7 +93,7 @@ def _position(frame: int, event_frames: list[int], size: int) -> float:
 
 
 def render_video(label: str, events_s: list[float], fps: float, n_frames: int, size: int,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, motion: str = "step", **jolt) -> np.ndarray:
     """``(n_frames, size, size, 3)`` uint8 RGB frames of one class's motion."""
     background = _texture(rng, size, size, 70, 30)
     s = size // 3
@@ -84,7 +102,7 @@ def render_video(label: str, events_s: list[float], fps: float, n_frames: int, s
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     for i in range(n_frames):
         frame = background.copy()
-        d = int(round(_position(i, event_frames, size)))
+        d = int(round(_position(i, event_frames, size, motion, fps, **jolt)))
         if label == "drum hits":  # a wide drum head jolting down and up
             frame[size // 4 + d: size // 4 + d + s // 2, size // 6: size // 6 + 2 * s] = obj[: s // 2, :].repeat(2, 1)
         elif label == "bouncing ball":  # a ball kicked up and down
@@ -120,8 +138,15 @@ def render_audio(label: str, events_s: list[float], duration_s: float, sr: int, 
 
 
 def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 0, duration_s: float = 4.0,
-                   size: int = 96, sample_rate: int = 16000, test_fraction: float = 0.25) -> list[SyntheticClip]:
-    """Write ``num_clips`` clips (deterministic for ``seed``); returns their descriptions."""
+                   size: int = 96, sample_rate: int = 16000, test_fraction: float = 0.25, motion: str = "step",
+                   jolt_amplitude: float = JOLT["amplitude"], jolt_tau_s: float = JOLT["tau_s"]) -> list[SyntheticClip]:
+    """Write ``num_clips`` clips (deterministic for ``seed``); returns their descriptions.
+
+    ``motion`` (:data:`MOTIONS`) and, for ``"jolt"``, ``jolt_amplitude`` and ``jolt_tau_s`` choose
+    how an event moves the object; the default ``"step"`` draws exactly the clips it always drew."""
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, not {motion!r}")
+    jolt = {"amplitude": jolt_amplitude, "tau_s": jolt_tau_s} if motion == "jolt" else {}
     from avalign.io import write_video, write_wav
 
     out = Path(out_dir)
@@ -135,7 +160,7 @@ def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 
         fps = FRAME_RATES[(k // len(CLASSES)) % len(FRAME_RATES)]
         events = _event_times(rng, duration_s, fps)
         clip = SyntheticClip(f"syn{k:08d}", label, "test" if k >= num_clips - n_test else "train", fps, tuple(events))
-        frames = render_video(label, events, fps, int(round(duration_s * fps)), size, rng)
+        frames = render_video(label, events, fps, int(round(duration_s * fps)), size, rng, motion, **jolt)
         write_video(out / "video" / f"{clip.clip_id}.mp4", frames, fps)
         write_wav(out / "audio" / f"{clip.clip_id}.wav", render_audio(label, events, duration_s, sample_rate, rng),
                   sample_rate)
@@ -146,6 +171,7 @@ def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 
         for c in clips:
             writer.writerow([c.clip_id, 0, c.label, c.split])
     (out / "events.json").write_text(json.dumps(
-        {c.clip_id: {"label": c.label, "fps": c.fps, "events_s": list(c.events_s), "split": c.split} for c in clips},
+        {c.clip_id: {"label": c.label, "fps": c.fps, "events_s": list(c.events_s), "split": c.split,
+                     **({"motion": motion, **jolt} if motion != "step" else {})} for c in clips},
         indent=1))
     return clips

@@ -134,3 +134,46 @@ def test_synthetic_dataset_is_deterministic_and_aligned(tmp_path):
     for clip in one:  # objects move when sounds happen: the metric's ceiling
         r = score_file(tmp_path / "a" / "video" / f"{clip.clip_id}.mp4", tmp_path / "a" / "audio" / f"{clip.clip_id}.wav")
         assert r.score == 1.0, (clip, r.audio_peaks, r.video_peaks)
+
+
+def test_a_jolt_is_thrown_in_one_frame_and_returns_to_rest_by_hand():
+    """motion="jolt": amplitude x size at the event frame, then exp(-(f - e) / (tau_s fps)); events add."""
+    import math
+
+    from tempotokens.data.synthetic import _position
+
+    def pos(f):
+        return _position(f, [10, 14], 32, "jolt", fps=12.0, amplitude=0.25, tau_s=0.05)
+
+    assert pos(9) == 0.0 and pos(10) == 8.0
+    assert pos(11) == pytest.approx(8.0 * math.exp(-1 / 0.6))
+    assert pos(14) == pytest.approx(8.0 * math.exp(-4 / 0.6) + 8.0)
+    with pytest.raises(ValueError, match="motion must be one of"):
+        _position(3, [1], 32, "wobble")
+
+
+def test_jolt_clips_are_aligned_at_the_demo_protocol_and_the_default_is_unchanged(tmp_path):
+    """One flow peak per event under the demo's protocol (12 fps, 32x32, 2 s); the default motion
+    still draws the very same clips."""
+    import json
+
+    from avalign import Protocol, score_file
+
+    clips = make_synthetic(tmp_path / "jolt", num_clips=3, seed=2, duration_s=2.0, size=32, motion="jolt")
+    meta = json.loads((tmp_path / "jolt" / "events.json").read_text())
+    assert {m["motion"] for m in meta.values()} == {"jolt"} and meta[clips[0].clip_id]["amplitude"] == 0.25
+    for clip in clips:
+        r = score_file(tmp_path / "jolt" / "video" / f"{clip.clip_id}.mp4",
+                       tmp_path / "jolt" / "audio" / f"{clip.clip_id}.wav",
+                       protocol=Protocol(fps=12, width=32, height=32, duration_s=2.0))
+        assert r.score >= 0.6, (clip, r.audio_peaks, r.video_peaks)
+    # the default frames, hashed before the motion option existed (the demo's dataset must not move)
+    import hashlib
+
+    import numpy as np
+
+    from tempotokens.data.synthetic import render_video
+
+    digests = [hashlib.sha1(render_video(label, [0.5, 1.25], 12.0, 24, 32, np.random.default_rng(0)).tobytes())
+               .hexdigest()[:16] for label in ("drum hits", "bouncing ball", "hand claps")]
+    assert digests == ["76c5a645f294b820", "fb40c35b441e1eb1", "04892c921de3423d"]
