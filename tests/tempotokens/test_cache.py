@@ -43,7 +43,9 @@ def test_same_settings_hit_and_equal_fresh_features(tiny_dir, synthetic_root, tm
         assert made_by["model"] == type(model).__name__ and made_by["fps"] == first.cfg.data.fps
 
 
-@pytest.mark.parametrize("change", ["checkpoint", "fps", "size"])
+# one of the three in the quick suite; CI runs all (each trains twice: ~15 s on 2 cores)
+@pytest.mark.parametrize("change", ["checkpoint", pytest.param("fps", marks=pytest.mark.slow),
+                                    pytest.param("size", marks=pytest.mark.slow)])
 def test_a_changed_producer_misses(change, tiny_dir, other_beats, synthetic_root, tmp_path):
     from tempotokens.training.loop import Trainer
 
