@@ -145,11 +145,12 @@ def _values(flag: str, text: str, kind: type, check) -> tuple:
     for item in (x.strip() for x in text.split(",") if x.strip()):
         try:
             value = kind(item)
+        except ValueError:
+            raise UsageError(f"{flag}: bad value {item!r} (not {'an integer' if kind is int else 'a number'})") from None
+        try:
             check(value)
         except ValueError as exc:
-            detail = str(exc) if not str(exc).startswith(("could not convert", "invalid literal")) else \
-                f"not a{'n integer' if kind is int else ' number' if kind is float else ''}"
-            raise UsageError(f"{flag}: bad value {item!r} ({detail})") from None
+            raise UsageError(f"{flag}: bad value {item!r} ({exc})") from None
         out.append(value)
     return tuple(out)
 

@@ -92,6 +92,12 @@ HOW = {
     "--budget-s 420": "device",
 }
 
+def _build(tool: str) -> argparse.ArgumentParser:
+    """A fresh parser of ``tool`` (a key of :data:`PARSERS`)."""
+    module, function = PARSERS[tool].split(":")
+    return getattr(importlib.import_module(module), function)()
+
+
 _PLACEHOLDER = re.compile(r"\[|\.\.\.|(?<![\w$/.-])[A-Z][A-Z_]+\b(?!=)")
 
 
@@ -142,8 +148,7 @@ def _parser(cmd: str) -> tuple[argparse.ArgumentParser, str]:
     A tool with sub-commands must be followed by one of them (or by ``...``)."""
     words = cmd.split()
     i = words.index("-m") + 1
-    module, function = PARSERS[words[i]].split(":")
-    parser = getattr(importlib.import_module(module), function)()
+    parser = _build(words[i])
     rest = words[i + 1:]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -215,9 +220,8 @@ def test_a_synopsis_check_catches_a_wrong_flag_choice_sub_command_or_a_missing_f
 
 
 def _all_parsers():
-    for tool, where in PARSERS.items():
-        module, function = where.split(":")
-        parser = getattr(importlib.import_module(module), function)()
+    for tool in PARSERS:
+        parser = _build(tool)
         yield tool, parser
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -268,8 +272,7 @@ def test_every_inline_command_names_a_real_tool_target_and_flags(capsys):
         assert words[2] in PARSERS, f"{page}: `{span}`: not one of the project's tools"
         if len(words) == 3:
             continue  # the tool's name alone
-        module, function = PARSERS[words[2]].split(":")
-        parser = getattr(importlib.import_module(module), function)()
+        parser = _build(words[2])
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if len(words) == 4 and subs and words[3] in subs[0].choices:
             continue  # a sub-command named in the text (``python -m tempotokens toy``)
