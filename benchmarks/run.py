@@ -57,7 +57,7 @@ from .summary import print_table, summary_rows, write_summary
 TINY_MODEL = Path("runs/tiny-model")
 #: The demo dataset (tempotokens.data.synthetic.DEMO_DATASET), made on first use; its own folder, so
 #: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it.
-SYNTHETIC_ROOT = Path("runs/data/synthetic-demo")
+SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt")  # named for DEMO_DATASET's motion: the step clips' folder is not reused
 STAGES = ("generate", "score", "metrics", "summarize")
 
 

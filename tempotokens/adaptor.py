@@ -152,6 +152,20 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         self.fc3 = nn.Linear(hidden_size, output_size)
         self.fc4 = nn.Linear(output_size, output_size)
         self.fga = _FactorGraphAttention(output_size, fga_dropout)
+        #: per-channel standardization of BEATs' layers (identity until set_input_stats; saved with the weights)
+        self.register_buffer("input_mean", torch.zeros(input_size))
+        self.register_buffer("input_std", torch.ones(input_size))
+
+    def set_input_stats(self, layers: torch.Tensor) -> None:
+        """Standardize inputs with the per-channel mean/std of ``layers`` (..., input_size), e.g. the
+        training clips' BEATs layers; keeps BEATs' frame-to-frame variation through the MLP."""
+        flat = layers.reshape(-1, layers.shape[-1])
+        self.input_mean.copy_(flat.mean(0)); self.input_std.copy_(flat.std(0).clamp_min(1e-6))
+
+    def zero_biases(self) -> None:
+        """Zero fc1..fc4's biases: fc4's random bias alone flattens the token variation ~3x."""
+        for m in (self.fc1, self.fc2, self.fc3, self.fc4):
+            nn.init.zeros_(m.bias)
 
     @classmethod
     def from_reference_checkpoint(cls, path: str | os.PathLike, **overrides) -> "AudioTokenAdaptor":
@@ -166,6 +180,8 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         state = {k.removeprefix("module."): v for k, v in state.items()}
         hidden, input_size = state["fc1.weight"].shape
         model = cls(input_size=input_size, hidden_size=hidden, output_size=state["fc3.weight"].shape[0], **overrides)
+        state.setdefault("input_mean", torch.zeros(input_size))  # the reference has none: identity
+        state.setdefault("input_std", torch.ones(input_size))
         model.load_state_dict(state, strict=True)
         return model.eval()
 
@@ -185,6 +201,7 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         """
         F_ = int(num_frames or self.config.num_frames)
         B, N, _ = layers.shape
+        layers = (layers - self.input_mean) / self.input_std
         h = self.fc3(F.gelu(self.fc2(F.gelu(self.fc1(layers)))))  # (B, N, D)
         valid = (~padding_mask).sum(1) if padding_mask is not None else torch.full((B,), N, device=h.device)
         if self.config.token_pooling == "temporal":

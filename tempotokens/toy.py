@@ -6,12 +6,13 @@
    ``holdout`` training clips are the validation split, the test clips are never seen;
 2. **init**: the tiny random-weight model (:func:`~tempotokens.tiny.build_tiny_pipeline`) with BEATs'
    patch at 8 (80 ms, about one frame at 12 fps) and ``token_pooling: temporal``; BEATs and the text
-   encoder stay random and frozen through every stage;
+   encoder stay random and frozen through every stage; the adaptor's input standardized with BEATs'
+   statistics on the training clips and its biases zeroed (:func:`prepare_adaptor`);
 3. **vae**: the VAE fitted on single training frames (:mod:`tempotokens.training.vae`);
 4. **backbone**: a text-to-video UNet trained in full on the class prompts ``A video of {label}``
    (``train.audio: false``, ``train.unet: full``);
-5. **adaptor**: the paper's step, the adaptor on the frozen backbone (``train.unet: frozen``; ``lora``
-   when the recipe says so), validated every ``val_every`` steps on the held-out clips; the best
+5. **adaptor**: the paper's step, the adaptor on the backbone with LoRA (``train.unet: lora``, the
+   default: the toy's frozen backbones never used the audio; ``frozen`` when the recipe says so), validated every ``val_every`` steps on the held-out clips; the best
    validation AV-Align selects the weights;
 6. **export**: the model folder in fp16 safetensors, ``OUT/model/``, and the learning curves
    (``OUT/metrics.jsonl``, ``OUT/curves.png``).
@@ -56,6 +57,11 @@ class ToyRecipe:
     data_test_fraction: float = 0.2
     data_duration_s: float = 4.0
     data_size: int = 96
+    #: how an event moves the object (tempotokens.data.synthetic.MOTIONS): "jolt" returns to rest, so a
+    #: frame's content is a function of the sound just before it (the "step" motion's is not)
+    data_motion: str = "jolt"
+    data_jolt_amplitude: float = 0.25
+    data_jolt_tau_s: float = 0.05
     holdout: int = 12  #: training clips held out as the validation split
     beats_patch: int = 8
     token_pooling: str = "temporal"
@@ -66,15 +72,15 @@ class ToyRecipe:
     vae_steps: int = 600
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    backbone_steps: int = 3000
-    backbone_lr: float = 3e-4  #: peak of a cosine schedule after 100 warm-up steps
+    backbone_steps: int = 1500
+    backbone_lr: float = 1e-3  #: peak of a cosine schedule after 100 warm-up steps
     prompt_dropout: float = 0.1  #: the backbone's empty-prompt rate (classifier-free guidance)
-    adaptor_steps: int = 1500
+    adaptor_steps: int = 3500
     adaptor_lr: float = 1e-3
-    adaptor_l1: float = 0.01  #: optim.l1_weight of the adaptor stage (the authors' 0.01)
-    adaptor_unet: str = "frozen"  #: frozen (the paper) | lora
-    lora_rank: int = 8
-    lora_lr: float = 2e-4
+    adaptor_l1: float = 0.0  #: optim.l1_weight of the adaptor stage (the authors' is 0.01)
+    adaptor_unet: str = "lora"  #: frozen (the paper) | lora
+    lora_rank: int = 16
+    lora_lr: float = 1e-3
     checkpointing_steps: int = 100
     val_every: int = 250  #: adaptor-stage validation period (steps); the backbone's: its last step
     val_clips: int = 12
@@ -111,7 +117,8 @@ def _train_config(recipe: ToyRecipe, stage: str, model: Path, out: Path, data: P
         over = {"train.unet": recipe.adaptor_unet, "optim.learning_rate": recipe.adaptor_lr,
                 "optim.l1_weight": recipe.adaptor_l1,
                 "adaptor.hidden_size": 48, "adaptor.token_pooling": recipe.token_pooling,
-                "validation.steps": recipe.val_every, "validation.select_best": True}
+                "validation.steps": recipe.val_every, "validation.select_best": True,
+                "adaptor.init": str(model / "adaptor")}
         if recipe.adaptor_unet == "lora":
             over.update({"lora.rank": recipe.lora_rank, "lora.learning_rate": recipe.lora_lr})
     items = {**common, "max_steps": steps, **over}
@@ -138,6 +145,43 @@ def check_recipe(recipe: ToyRecipe) -> None:
             _train_config(recipe, stage, Path("model"), Path("out"), Path("data"))
         except ValueError as exc:
             raise ToyError(f"bad recipe for the {stage} stage: {' '.join(str(exc).split())}") from None
+
+
+def prepare_adaptor(model: Path, data: Path, holdout: int, seconds: float = 2.0) -> dict:
+    """Ready the fresh adaptor of ``model`` for training (written back to ``model/adaptor``):
+
+    * its input standardized with the per-channel mean and standard deviation of BEATs' layers over
+      the training clips' first ``seconds`` (the validation split's ``holdout`` clips excluded);
+    * its fc1..fc4 biases zeroed.
+
+    Random BEATs layers vary little from frame to frame (0.2 of their norm) and the random biases
+    flatten what is left: untrained, the per-frame tokens vary 0.03 of their norm, 2.4 after this.
+    Returns the statistics' summary (``clips``, ``tokens``).
+    """
+    import torch
+
+    from avalign.io import load_audio
+
+    from .adaptor import AudioTokenAdaptor
+    from .beats import load_beats
+    from .data.datasets import index_dataset
+
+    clips = index_dataset(root=data, dataset="synthetic", split="train")
+    clips = clips[:-holdout] if holdout else clips
+    beats = load_beats(model / "beats")
+    layers = []
+    with torch.no_grad():
+        for clip in clips:
+            audio, _ = load_audio(clip.audio or clip.video, 16000, duration_s=seconds)
+            layers.append(beats(torch.as_tensor(audio, dtype=torch.float32)[None]).layers[0])
+    layers = torch.cat(layers)
+    adaptor = AudioTokenAdaptor.from_pretrained(model / "adaptor")
+    adaptor.set_input_stats(layers)
+    adaptor.zero_biases()
+    tmp = model / ".tmp-adaptor"
+    adaptor.save_pretrained(tmp)
+    publish_dir(tmp, model / "adaptor")
+    return {"clips": len(clips), "tokens": int(layers.shape[0])}
 
 
 def _assemble(dst: Path, base: Path, **components: Path) -> Path:
@@ -223,7 +267,8 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
         if data.exists():
             shutil.rmtree(data)
         make_synthetic(data, num_clips=recipe.data_clips, seed=recipe.data_seed, duration_s=recipe.data_duration_s,
-                       size=recipe.data_size, test_fraction=recipe.data_test_fraction)
+                       size=recipe.data_size, test_fraction=recipe.data_test_fraction, motion=recipe.data_motion,
+                       jolt_amplitude=recipe.data_jolt_amplitude, jolt_tau_s=recipe.data_jolt_tau_s)
         _mark_done(data)
 
     init = stages / "init"
@@ -233,6 +278,7 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
         make_tiny(init, seed=recipe.seed, num_frames=TOY_GENERATION["num_frames"], beats_patch=recipe.beats_patch,
                   token_pooling=recipe.token_pooling, vae_levels=recipe.vae_levels,
                   noise_correlation=recipe.noise_correlation)
+        prepare_adaptor(init, data, recipe.holdout)
         _mark_done(init)
 
     vae_dir = stages / "vae"

@@ -153,3 +153,33 @@ def test_class_token_is_a_convex_combination():
 def test_released_size_parameter_count():
     # the released adaptor (9216 -> 2304 -> 1024 with FGA pooling) has 33,106,435 parameters
     assert sum(p.numel() for p in AudioTokenAdaptor().parameters()) == 33_106_435
+
+
+def test_input_stats_standardize_and_zero_biases_zero():
+    """The toy recipe's adaptor preparation, against hand-made statistics."""
+    import torch
+
+    from tempotokens.adaptor import AudioTokenAdaptor
+
+    torch.manual_seed(0)
+    a = AudioTokenAdaptor(input_size=4, hidden_size=8, output_size=6, num_frames=3, token_pooling="temporal",
+                          freq_patches=2)
+    layers = torch.randn(2, 50, 4) * torch.tensor([1.0, 2.0, 0.5, 3.0]) + torch.tensor([5.0, -1.0, 0.0, 2.0])
+    a.set_input_stats(layers)
+    flat = layers.reshape(-1, 4)
+    mean = flat.sum(0) / flat.shape[0]
+    std = ((flat - mean) ** 2).sum(0).div(flat.shape[0] - 1).sqrt()
+    torch.testing.assert_close(a.input_mean, mean)
+    torch.testing.assert_close(a.input_std, std)
+    a.zero_biases()
+    for fc in (a.fc1, a.fc2, a.fc3, a.fc4):
+        assert torch.count_nonzero(fc.bias) == 0
+    # saved with the weights; a reference checkpoint (no such keys) loads as identity statistics
+    state = {k: v for k, v in a.state_dict().items() if k not in ("input_mean", "input_std")}
+    assert "input_mean" in a.state_dict()
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(state, os.path.join(d, "learned_embeds.pth"))
+        b = AudioTokenAdaptor.from_reference_checkpoint(os.path.join(d, "learned_embeds.pth"), num_frames=3,
+                                                        token_pooling="temporal", freq_patches=2)
+    assert torch.equal(b.input_mean, torch.zeros(4)) and torch.equal(b.input_std, torch.ones(4))
