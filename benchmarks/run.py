@@ -56,8 +56,9 @@ from .summary import print_table, summary_rows, write_summary
 #: The random tiny model (``--model tiny``: tests, fast checks), made on first use.
 TINY_MODEL = Path("runs/tiny-model")
 #: The demo dataset (tempotokens.data.synthetic.DEMO_DATASET), made on first use; its own folder, so
-#: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it.
-SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt")  # named for DEMO_DATASET's motion: the step clips' folder is not reused
+#: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it; named
+#: for DEMO_DATASET's motion, so a folder of the earlier step clips is not reused.
+SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt")
 STAGES = ("generate", "score", "metrics", "summarize")
 
 

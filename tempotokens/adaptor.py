@@ -156,11 +156,19 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         self.register_buffer("input_mean", torch.zeros(input_size))
         self.register_buffer("input_std", torch.ones(input_size))
 
+    #: our buffers that the authors' state dict does not have
+    INPUT_STATS = ("input_mean", "input_std")
+
+    def reference_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights in the authors' ``learned_embeds.pth`` layout (their keys only)."""
+        return {k: v for k, v in self.state_dict().items() if k not in self.INPUT_STATS}
+
     def set_input_stats(self, layers: torch.Tensor) -> None:
         """Standardize inputs with the per-channel mean/std of ``layers`` (..., input_size), e.g. the
         training clips' BEATs layers; keeps BEATs' frame-to-frame variation through the MLP."""
         flat = layers.reshape(-1, layers.shape[-1])
-        self.input_mean.copy_(flat.mean(0)); self.input_std.copy_(flat.std(0).clamp_min(1e-6))
+        self.input_mean.copy_(flat.mean(0))
+        self.input_std.copy_(flat.std(0).clamp_min(1e-6))
 
     def zero_biases(self) -> None:
         """Zero fc1..fc4's biases: fc4's random bias alone flattens the token variation ~3x."""
@@ -180,8 +188,8 @@ class AudioTokenAdaptor(ModelMixin, ConfigMixin):
         state = {k.removeprefix("module."): v for k, v in state.items()}
         hidden, input_size = state["fc1.weight"].shape
         model = cls(input_size=input_size, hidden_size=hidden, output_size=state["fc3.weight"].shape[0], **overrides)
-        state.setdefault("input_mean", torch.zeros(input_size))  # the reference has none: identity
-        state.setdefault("input_std", torch.ones(input_size))
+        # the reference has no INPUT_STATS: identity (a missing weight still fails the strict load)
+        state = {**{k: model.state_dict()[k] for k in cls.INPUT_STATS}, **state}
         model.load_state_dict(state, strict=True)
         return model.eval()
 

@@ -86,6 +86,5 @@ def make_tiny(out_dir: str | os.PathLike, seed: int = 0, **options) -> Path:
     pipe = build_tiny_pipeline(seed, **options)
     pipe.save_pretrained(out, safe_serialization=True)
     pipe.beats.save_checkpoint(out / BEATS_CHECKPOINT)
-    reference = {k: v for k, v in pipe.adaptor.state_dict().items() if k not in ("input_mean", "input_std")}
-    torch.save(reference, out / ADAPTOR_CHECKPOINT)  # the authors' keys only (our input statistics are identity here)
+    torch.save(pipe.adaptor.reference_state_dict(), out / ADAPTOR_CHECKPOINT)
     return out

@@ -12,8 +12,9 @@
 4. **backbone**: a text-to-video UNet trained in full on the class prompts ``A video of {label}``
    (``train.audio: false``, ``train.unet: full``);
 5. **adaptor**: the paper's step, the adaptor on the backbone with LoRA (``train.unet: lora``, the
-   default: the toy's frozen backbones never used the audio; ``frozen`` when the recipe says so), validated every ``val_every`` steps on the held-out clips; the best
-   validation AV-Align selects the weights;
+   default: the toy's frozen backbones never used the audio; ``frozen`` when the recipe says so),
+   validated every ``val_every`` steps on the held-out clips; the best validation AV-Align selects
+   the weights;
 6. **export**: the model folder in fp16 safetensors, ``OUT/model/``, and the learning curves
    (``OUT/metrics.jsonl``, ``OUT/curves.png``).
 
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from avalign.io import publish_dir, save_figure, write_json_atomic
 
+from .data.synthetic import DEMO_DATASET
 from .defaults import TOY
 
 SHIPPED = Path(__file__).resolve().parent / "toy_model"
@@ -51,17 +53,17 @@ class ToyRecipe:
     """Every setting of the recipe (recorded in ``OUT/toy.json``)."""
 
     seed: int = 0
-    #: the dataset (the demo's by default): clips, seed, test fraction, seconds and source size
-    data_clips: int = 120
-    data_seed: int = 0
-    data_test_fraction: float = 0.2
+    #: the dataset (the demo's, DEMO_DATASET, by default): clips, seed, test fraction, seconds and source size
+    data_clips: int = DEMO_DATASET["num_clips"]
+    data_seed: int = DEMO_DATASET["seed"]
+    data_test_fraction: float = DEMO_DATASET["test_fraction"]
     data_duration_s: float = 4.0
     data_size: int = 96
     #: how an event moves the object (tempotokens.data.synthetic.MOTIONS): "jolt" returns to rest, so a
     #: frame's content is a function of the sound just before it (the "step" motion's is not)
-    data_motion: str = "jolt"
-    data_jolt_amplitude: float = 0.25
-    data_jolt_tau_s: float = 0.05
+    data_motion: str = DEMO_DATASET["motion"]
+    data_jolt_amplitude: float = DEMO_DATASET["jolt_amplitude"]
+    data_jolt_tau_s: float = DEMO_DATASET["jolt_tau_s"]
     holdout: int = 12  #: training clips held out as the validation split
     beats_patch: int = 8
     token_pooling: str = "temporal"
@@ -278,8 +280,7 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
         make_tiny(init, seed=recipe.seed, num_frames=TOY_GENERATION["num_frames"], beats_patch=recipe.beats_patch,
                   token_pooling=recipe.token_pooling, vae_levels=recipe.vae_levels,
                   noise_correlation=recipe.noise_correlation)
-        prepare_adaptor(init, data, recipe.holdout)
-        _mark_done(init)
+        _mark_done(init, adaptor_input_stats=prepare_adaptor(init, data, recipe.holdout))
 
     vae_dir = stages / "vae"
     if not _done(vae_dir):

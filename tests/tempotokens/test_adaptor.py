@@ -155,7 +155,7 @@ def test_released_size_parameter_count():
     assert sum(p.numel() for p in AudioTokenAdaptor().parameters()) == 33_106_435
 
 
-def test_input_stats_standardize_and_zero_biases_zero():
+def test_input_stats_standardize_and_zero_biases_zero(tmp_path):
     """The toy recipe's adaptor preparation, against hand-made statistics."""
     import torch
 
@@ -175,11 +175,10 @@ def test_input_stats_standardize_and_zero_biases_zero():
     for fc in (a.fc1, a.fc2, a.fc3, a.fc4):
         assert torch.count_nonzero(fc.bias) == 0
     # saved with the weights; a reference checkpoint (no such keys) loads as identity statistics
-    state = {k: v for k, v in a.state_dict().items() if k not in ("input_mean", "input_std")}
-    assert "input_mean" in a.state_dict()
-    import tempfile, os
-    with tempfile.TemporaryDirectory() as d:
-        torch.save(state, os.path.join(d, "learned_embeds.pth"))
-        b = AudioTokenAdaptor.from_reference_checkpoint(os.path.join(d, "learned_embeds.pth"), num_frames=3,
-                                                        token_pooling="temporal", freq_patches=2)
+    state = a.reference_state_dict()
+    assert "input_mean" in a.state_dict() and set(a.state_dict()) - set(state) == {"input_mean", "input_std"}
+    torch.save(state, tmp_path / "learned_embeds.pth")
+    b = AudioTokenAdaptor.from_reference_checkpoint(tmp_path / "learned_embeds.pth", num_frames=3,
+                                                    token_pooling="temporal", freq_patches=2)
     assert torch.equal(b.input_mean, torch.zeros(4)) and torch.equal(b.input_std, torch.ones(4))
+    assert torch.equal(b.fc1.weight, a.fc1.weight)
