@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -141,11 +142,15 @@ def render_audio(label: str, events_s: list[float], duration_s: float, sr: int, 
 
 def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 0, duration_s: float = 4.0,
                    size: int = 96, sample_rate: int = 16000, test_fraction: float = 0.25, motion: str = "step",
-                   jolt_amplitude: float = JOLT["amplitude"], jolt_tau_s: float = JOLT["tau_s"]) -> list[SyntheticClip]:
+                   jolt_amplitude: float = JOLT["amplitude"], jolt_tau_s: float = JOLT["tau_s"],
+                   only: Iterable[int] | None = None) -> list[SyntheticClip]:
     """Write ``num_clips`` clips (deterministic for ``seed``); returns their descriptions.
 
     ``motion`` (:data:`MOTIONS`) and, for ``"jolt"``, ``jolt_amplitude`` and ``jolt_tau_s`` choose
-    how an event moves the object; the default ``"step"`` draws exactly the clips it always drew."""
+    how an event moves the object; the default ``"step"`` draws exactly the clips it always drew.
+    ``only`` (clip indices in ``range(num_clips)``) writes just those clips, byte-identical to the
+    same clips of the full set and with the same splits (each clip draws from its own
+    ``(seed, index)`` generator); the index files then list just them."""
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {MOTIONS}, not {motion!r}")
     jolt = {"amplitude": jolt_amplitude, "tau_s": jolt_tau_s} if motion == "jolt" else {}
@@ -155,8 +160,11 @@ def make_synthetic(out_dir: str | os.PathLike, num_clips: int = 24, seed: int = 
     (out / "video").mkdir(parents=True, exist_ok=True)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     n_test = max(1, int(round(num_clips * test_fraction))) if num_clips > 1 else 0
+    wanted = range(num_clips) if only is None else sorted(set(only))
+    if any(not 0 <= k < num_clips for k in wanted):
+        raise ValueError(f"only: clip indices must lie in range({num_clips})")
     clips = []
-    for k in range(num_clips):
+    for k in wanted:
         rng = np.random.default_rng([seed, k])
         label = CLASSES[k % len(CLASSES)]
         fps = FRAME_RATES[(k // len(CLASSES)) % len(FRAME_RATES)]

@@ -136,6 +136,20 @@ def test_synthetic_dataset_is_deterministic_and_aligned(tmp_path):
         assert r.score == 1.0, (clip, r.audio_peaks, r.video_peaks)
 
 
+def test_only_writes_the_same_bytes_and_splits_as_the_full_set(tmp_path):
+    full = make_synthetic(tmp_path / "full", num_clips=5, seed=3, duration_s=1.0, size=32, test_fraction=0.4)
+    part = make_synthetic(tmp_path / "part", num_clips=5, seed=3, duration_s=1.0, size=32, test_fraction=0.4,
+                          only=[4, 1])
+    assert part == [full[1], full[4]] and [c.split for c in part] == ["train", "test"]
+    for c in part:
+        for sub, ext in (("video", "mp4"), ("audio", "wav")):
+            assert (tmp_path / "part" / sub / f"{c.clip_id}.{ext}").read_bytes() == \
+                   (tmp_path / "full" / sub / f"{c.clip_id}.{ext}").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "part" / "video").iterdir()) == ["syn00000001.mp4", "syn00000004.mp4"]
+    with pytest.raises(ValueError, match=r"range\(5\)"):
+        make_synthetic(tmp_path / "bad", num_clips=5, only=[5])
+
+
 def test_a_jolt_is_thrown_in_one_frame_and_returns_to_rest_by_hand():
     """motion="jolt": amplitude x size at the event frame, then exp(-(f - e) / (tau_s fps)); events add."""
     import math

@@ -35,8 +35,12 @@ def test_clips(tmp_path_factory):
     from tempotokens.data.synthetic import DEMO_DATASET, make_synthetic
 
     root = tmp_path_factory.mktemp("demo-data")
-    make_synthetic(root, **DEMO_DATASET)
-    return index_dataset(root, "synthetic", split="test")[:N_CLIPS]
+    n = DEMO_DATASET["num_clips"]
+    first_test = n - int(round(n * DEMO_DATASET["test_fraction"]))
+    make_synthetic(root, **DEMO_DATASET, only=range(first_test, first_test + N_CLIPS))  # the demo's first 6
+    clips = index_dataset(root, "synthetic", split="test")
+    assert len(clips) == N_CLIPS
+    return clips
 
 
 @pytest.fixture(scope="module")
