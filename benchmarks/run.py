@@ -48,7 +48,7 @@ from tempotokens.toy import SHIPPED as TOY_MODEL
 from tempotokens.defaults import TOY, for_model
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
-from .metrics.weights import WeightsError
+from .metrics.weights import WeightsError, tree_sha256
 from .records import ClipKey, ScoreRecord
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
@@ -168,6 +168,8 @@ def identity(args: argparse.Namespace, settings: GenerationSettings, root: Path,
     s = settings
     return {"dataset": args.dataset, "data_root": absolute(str(root)), "clips": [c.clip_id for c in clips],
             "model": absolute(s.model), "beats": absolute(s.beats), "adaptor": absolute(s.adaptor),
+            "weights_sha256": {k: tree_sha256(p) for k, p in (("model", s.model), ("beats", s.beats),
+                                                              ("adaptor", s.adaptor)) if p},
             "num_frames": s.num_frames, "fps": s.fps, "height": s.height, "width": s.width, "steps": s.steps,
             "guidance": s.guidance, "seed": s.seed, "dtype": s.dtype, "device_type": s.device.split(":")[0],
             "protocol": protocol.to_record(), "variant": args.variant}

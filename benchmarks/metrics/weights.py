@@ -81,6 +81,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def tree_sha256(path: str | os.PathLike | None) -> str | None:
+    """SHA-256 (16 hex digits) of every file under a model folder (relative names and bytes), or of
+    one file; None when ``path`` is None or does not exist.  It names the weights a run used, so a
+    model replaced in place (``tempotokens toy --install``) is never mistaken for the old one."""
+    if path is None or not Path(path).exists():
+        return None
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(root) if f != root else f.name}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def load_torchscript(weights_dir: str | os.PathLike | None, key: str) -> torch.jit.ScriptModule:
     """A published TorchScript detector (``styleganv`` I3D or ``c3d``), on the CPU, in eval mode."""
     path = locate(weights_dir, key)

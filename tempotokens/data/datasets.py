@@ -120,8 +120,8 @@ def index_dataset(
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if not root.is_dir():
         raise DatasetError(f"{root}: data root not found")
-    if dataset == "folder":
-        return index_folder(root) if split in (None, "test") else []
+    if dataset == "folder":  # a folder has no split: every split is the whole folder
+        return index_folder(root)
     table_path = Path(csv_path or root / CSV_NAMES[dataset])
     if not table_path.is_file():
         raise DatasetError(f"{table_path}: split table (CSV) not found")
@@ -146,7 +146,8 @@ def index_dataset(
 
 
 def index_folder(root: str | os.PathLike) -> list[ClipInfo]:
-    """Every ``*.mp4`` of a folder (or of its ``video/``) as a test clip, sorted by name.
+    """Every ``*.mp4`` of a folder (or of its ``video/``), sorted by name: the clips of every split
+    (score them, or train or fit a VAE on them).
 
     The audio is ``<name>.wav`` beside the video, else ``ROOT/audio/<name>.wav``, else the video's own
     track (``audio=None``); ``<name>.txt`` is the caption, and also the label (the file name otherwise,
@@ -185,13 +186,17 @@ class AudioVideoClips(torch.utils.data.Dataset):
 
     ``random_start`` draws the first frame from ``(seed, epoch, index)`` (set :attr:`epoch` before
     each epoch), so a run is reproducible and resumable; otherwise clips start at frame 0.
+
+    ``audio=False`` (text-only training) reads no audio: silent clips are usable and ``audio`` is
+    an empty tensor.
     """
 
     def __init__(self, clips: Sequence[ClipInfo], num_frames: int, height: int, width: int,
                  sample_rate: int = 16000, random_start: bool = True, seed: int = 0,
                  fallback_prompt: str = "<temp> <local1> <local2> <local3> <local4> <class>",
-                 fps: float | None = None, prompt: str | None = None):
+                 fps: float | None = None, prompt: str | None = None, audio: bool = True):
         self.clips, self.num_frames, self.height, self.width = list(clips), num_frames, height, width
+        self.audio = audio
         self.sample_rate, self.random_start, self.seed, self.epoch = sample_rate, random_start, seed, 0
         self.fallback_prompt, self.fps, self.prompt = fallback_prompt, fps, prompt
 
@@ -232,8 +237,8 @@ class AudioVideoClips(torch.utils.data.Dataset):
             start = self.start_frame(index, n_frames, span)
             frames, src_fps = read_video_frames(clip.video, start, span)
             frames = frames[offsets]
-            audio, _ = load_audio(clip.audio or clip.video, self.sample_rate, start_s=start / src_fps,
-                                  duration_s=self.num_frames / fps)
+            audio = np.zeros(0, np.float32) if not self.audio else load_audio(
+                clip.audio or clip.video, self.sample_rate, start_s=start / src_fps, duration_s=self.num_frames / fps)[0]
         except MediaError as exc:  # recorded by the caller, never replaced by another clip
             return {"clip_id": clip.clip_id, "error": " ".join(str(exc).split())}
         pixels = cover_crop(frames, self.height, self.width)  # the AV-Align protocol's own resize

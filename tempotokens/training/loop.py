@@ -254,7 +254,7 @@ class Trainer:
         self.dataset = AudioVideoClips(train_clips, cfg.data.num_frames, cfg.data.height, cfg.data.width,
                                        random_start=cfg.data.random_start, seed=cfg.seed,
                                        fallback_prompt=cfg.fallback_prompt, fps=cfg.data.fps,
-                                       prompt=cfg.data.prompt)
+                                       prompt=cfg.data.prompt, audio=cfg.train.audio)
         self.sampler = EpochSampler(len(self.dataset), cfg.seed)
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
                                              collate_fn=collate, num_workers=cfg.data.num_workers)

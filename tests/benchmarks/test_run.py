@@ -20,6 +20,7 @@ from avalign.readers import read_video_gray
 from avalign.io import read_jsonl
 from baselines.shuffled_audio import derangement
 from benchmarks.run import main, shard
+from benchmarks.metrics.weights import tree_sha256
 
 SMALL = ["--num-frames", "24", "--fps", "12", "--size", "32x32", "--steps", "2", "--guidance", "3",
          "--workers", "2"]
@@ -173,6 +174,34 @@ def test_changed_settings_are_refused_and_nothing_is_written(run, tiny_dir, data
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "made with other settings" in err[0] and named in err[0]
     assert _snapshot(run) == before
+
+
+def test_a_model_replaced_in_place_is_refused(tiny_dir, data_root, tmp_path, capsys):
+    """The same --model path with other weights (``tempotokens toy --install`` does this to the
+    default model) is other settings: never scored as if it were the old model."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_dir, model)
+    args = ["--data-root", str(data_root), "--model", str(model), "--out", str(tmp_path / "r"), *SMALL,
+            "--methods", "ground_truth"]
+    assert main(args) == 0
+    settings = json.loads((tmp_path / "r" / "settings.json").read_text())
+    assert settings["settings"]["weights_sha256"]["model"] == tree_sha256(model)
+    weights = next((model / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "made with other settings" in err[0] and "weights_sha256" in err[0]
+
+
+def test_tree_digest_by_hand(tmp_path):
+    import hashlib
+
+    (tmp_path / "m" / "sub").mkdir(parents=True)
+    (tmp_path / "m" / "a.json").write_bytes(b"{}")
+    (tmp_path / "m" / "sub" / "w.bin").write_bytes(b"xyz")
+    want = hashlib.sha256(b"a.json\0{}sub/w.bin\0xyz").hexdigest()[:16]
+    assert tree_sha256(tmp_path / "m") == want and tree_sha256(tmp_path / "nope") is None
 
 
 def test_paired_deltas_by_hand():

@@ -11,10 +11,11 @@ from tests.fixtures.training import tiny_train_config
 
 
 def _cfg(tiny_dir, root, out, **over):
-    """3 steps at learning rates large enough that every trained tensor visibly moves."""
+    """3 steps at learning rates large enough that every trained tensor visibly moves; no weight decay
+    and no L1 term, so only a gradient of the denoising loss can move a tensor."""
     return tiny_train_config(tiny_dir, root, out, **{"max_steps": 3, "checkpointing_steps": 3,
                                                      "optim.learning_rate": 1e-2, "optim.unet_learning_rate": 1e-2,
-                                                     **over})
+                                                     "optim.weight_decay": 0.0, "optim.l1_weight": 0.0, **over})
 
 
 def _snapshot(module):
@@ -96,6 +97,36 @@ def test_prompts_come_from_the_template_and_dropout_empties_some(tiny_dir, synth
     assert all(tokens is None for _, tokens in seen)  # no audio path
     assert set(flat) <= {f"A video of {x}" for x in labels} | {""}
     assert "" in flat and any(p for p in flat)  # 12 draws at p = 0.5: both kinds (fixed seed)
+
+
+def test_text_only_trains_on_a_plain_folder_of_silent_captioned_clips(tiny_dir, tmp_path, monkeypatch):
+    """Text-To-Video fine-tuning data: ``data.dataset=folder``, mp4 files without sound, each with
+    ``<name>.txt``; the captions are the prompts and no audio is read."""
+    import numpy as np
+
+    from avalign.io import write_video
+    from tempotokens.training.loop import Trainer
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    captions = {"a": "a red square moves", "b": "a blue disc rests", "c": "stripes drift left"}
+    rng = np.random.default_rng(0)
+    for name, text in captions.items():
+        write_video(folder / f"{name}.mp4", rng.integers(0, 255, (24, 32, 32, 3), dtype=np.uint8), 12)
+        (folder / f"{name}.txt").write_text(text + "\n")
+    cfg = _cfg(tiny_dir, folder, tmp_path / "out", **{"data.dataset": "folder", "train.unet": "full",
+                                                       "train.audio": False, "data.prompt": "a {label}"})
+    trainer = Trainer(cfg)
+    assert [c.clip_id for c in trainer.dataset.clips] == ["a", "b", "c"]
+    seen = []
+    real = trainer.pipe.encode_prompt
+    monkeypatch.setattr(trainer.pipe, "encode_prompt",
+                        lambda prompts, tokens=None, *a, **k: seen.extend(prompts) or real(prompts, tokens, *a, **k))
+    unet = trainer.accelerator.unwrap_model(trainer.pipe.unet)
+    before = _snapshot(unet)
+    trainer.run()
+    assert seen and set(seen) <= set(captions.values())  # 3 steps x 2 clips, every prompt a caption
+    assert all(not torch.equal(v, unet.state_dict()[k]) for k, v in before.items() if "weight" in k)
 
 
 @pytest.mark.parametrize("override, message", [
