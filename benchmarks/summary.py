@@ -125,6 +125,14 @@ def write_summary(path: Path, rows: Sequence[dict]) -> None:
                              (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
+def significant(row: dict) -> bool:
+    """True when the delta's paired 95% interval excludes 0 (None or NaN bounds: no interval)."""
+    lo, hi = row.get("delta_ci_low"), row.get("delta_ci_high")
+    if lo is None or hi is None or np.isnan(lo) or np.isnan(hi):
+        return False
+    return lo > 0 or hi < 0
+
+
 def print_table(rows: Sequence[dict]) -> None:
     """The summary on the terminal (resource figures only for generating methods)."""
     def num(v, fmt):
@@ -136,9 +144,14 @@ def print_table(rows: Sequence[dict]) -> None:
     quality = [k for k in ("fvd", "is", "clipsim") if any(r.get(k) is not None for r in rows)]
     heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑"}
     print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align↑':>10}{'95% CI':>15}{'delta':>9}"
-          + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
+          f"{'paired 95% CI':>18}" + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
     for r in rows:
         ci = f"{num(r['av_align_ci_low'], '.3f')}-{num(r['av_align_ci_high'], '.3f')}"
+        dci = ("—" if r.get("delta_ci_low") is None or np.isnan(r["delta_ci_low"]) else
+               f"{r['delta_ci_low']:+.3f}..{r['delta_ci_high']:+.3f}" + ("†" if significant(r) else " "))
         print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
-              f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}" + "".join(f"{num(r.get(k), '.4g'):>10}" for k in quality)
+              f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{dci:>18}"
+              + "".join(f"{num(r.get(k), '.4g'):>10}" for k in quality)
               + f"{num(r['s_per_clip_p50'], '.2f'):>8}{num(r['peak_mem_mb'], '.0f'):>9}")
+    if any(significant(r) for r in rows):
+        print("†: the paired 95% CI of the delta to the reference excludes 0")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.io import atomic_path, write_text_atomic
+from benchmarks.summary import significant
 
 DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
@@ -64,12 +65,6 @@ def read_summary(path: str | Path) -> list[dict]:
 def groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
     """The (dataset, protocol, variant) of each table, in first-seen order."""
     return list(dict.fromkeys((r["dataset"], r["protocol"], r["variant"]) for r in rows))
-
-
-def significant(row: dict) -> bool:
-    """True when the delta's 95% paired interval excludes 0."""
-    lo, hi = row["delta_ci_low"], row["delta_ci_high"]
-    return not (math.isnan(lo) or math.isnan(hi)) and (lo > 0 or hi < 0)
 
 
 def _fmt(key: str, row: dict) -> str:

@@ -102,6 +102,7 @@ def run_make_tiny(args: argparse.Namespace) -> int:
 
 def run_toy(args: argparse.Namespace) -> int:
     import dataclasses
+    import json
 
     from .toy import MICRO, ToyError, ToyRecipe, install, run_recipe
 
@@ -119,8 +120,15 @@ def run_toy(args: argparse.Namespace) -> int:
             raise UsageError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
     recipe = dataclasses.replace(recipe, **changes)
     try:
-        if args.install and (Path(args.out) / "toy.json").is_file() and not args.overwrite:
-            model = Path(args.out) / "model"  # a finished build: install it as it is
+        record = Path(args.out) / "toy.json"
+        if args.install and record.is_file() and not args.overwrite:
+            built = json.loads(record.read_text())["recipe"]
+            if built != dataclasses.asdict(recipe):  # never install a build of another recipe unasked
+                diff = ", ".join(f"{k}={built.get(k)!r} (asked {v!r})" for k, v in dataclasses.asdict(recipe).items()
+                                 if built.get(k) != v)
+                raise UsageError(f"{args.out}: its finished build is of another recipe ({diff}); "
+                                 "give the same --micro/--set, or --overwrite to rebuild")
+            model = Path(args.out) / "model"  # a finished build of this recipe: install it as it is
         else:
             model = run_recipe(args.out, recipe, overwrite=args.overwrite)
         print(f"toy model written to {model}")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from avalign.io import publish_dir, save_figure, write_json_atomic
 
-from .data.synthetic import DEMO_DATASET
+from .data.synthetic import DEMO_DATASET, MOTIONS
 from .defaults import TOY
 
 SHIPPED = Path(__file__).resolve().parent / "toy_model"
@@ -140,6 +140,19 @@ def check_recipe(recipe: ToyRecipe) -> None:
         bad.append(f"holdout={recipe.holdout} (the train split has {recipe.data_clips - n_test} clips)")
     if not 0.0 <= recipe.noise_correlation < 1.0:
         bad.append(f"noise_correlation={recipe.noise_correlation} (needs [0, 1))")
+    if recipe.data_motion not in MOTIONS:
+        bad.append(f"data_motion={recipe.data_motion!r} (one of {', '.join(MOTIONS)})")
+    if recipe.token_pooling not in ("reference", "temporal"):
+        bad.append(f"token_pooling={recipe.token_pooling!r} (reference or temporal)")
+    if not 0.0 < recipe.data_test_fraction < 1.0:
+        bad.append(f"data_test_fraction={recipe.data_test_fraction} (needs (0, 1))")
+    if not 0.0 <= recipe.prompt_dropout < 1.0:
+        bad.append(f"prompt_dropout={recipe.prompt_dropout} (needs [0, 1))")
+    bad += [f"{k}={getattr(recipe, k)} (needs > 0)" for k in ("vae_lr", "backbone_lr", "adaptor_lr", "lora_lr",
+                                                                "data_duration_s", "data_size", "data_jolt_tau_s")
+            if not getattr(recipe, k) > 0]
+    bad += [f"{k}={getattr(recipe, k)} (needs >= 0)" for k in ("seed", "data_seed", "adaptor_l1", "lora_rank")
+            if getattr(recipe, k) < 0]
     if bad:
         raise ToyError("bad recipe: " + ", ".join(bad))
     for stage in ("backbone", "adaptor"):  # the trainer's own checks, before any stage runs
@@ -241,6 +254,8 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
     from .training.vae import VaeFitConfig, fit_vae
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ToyError(f"{out}: exists and is not a folder")
     package = SHIPPED.parent
     if out.resolve() == package or package in out.resolve().parents or out.resolve() in package.parents:
         raise ToyError(f"{out}: inside (or above) the tempotokens package; build elsewhere and use --install")
@@ -410,4 +425,8 @@ def install(model: Path, target: Path | None = None) -> Path:
     target = SHIPPED if target is None else target
     if not (model / "model_index.json").is_file():
         raise ToyError(f"{model}: not a model folder (no model_index.json)")
-    return _assemble(target, model)
+    try:
+        return _assemble(target, model)
+    except PermissionError as exc:
+        raise ToyError(f"{exc.filename or target}: cannot write there (permission denied); install from a "
+                       "writable checkout (pip install -e .)") from None

@@ -227,6 +227,22 @@ def test_paired_deltas_by_hand():
     assert alone["delta"] is None and alone["reference"] is None  # no reference ran: empty columns
 
 
+def test_the_terminal_table_shows_the_delta_with_its_paired_ci(capsys):
+    from benchmarks.summary import print_table
+
+    base = {"role": "compared", "n": 24, "n_error": 0, "av_align_ci_low": 0.1, "av_align_ci_high": 0.4,
+            "s_per_clip_p50": 1.0, "peak_mem_mb": 10.0, "protocol": "p", "variant": "v", "reference": "ref"}
+    print_table([{**base, "method": "ref", "av_align": 0.08, "delta": None, "delta_ci_low": None, "delta_ci_high": None},
+                 {**base, "method": "m", "av_align": 0.29, "delta": 0.211, "delta_ci_low": 0.118, "delta_ci_high": 0.318},
+                 {**base, "method": "k", "av_align": 0.09, "delta": 0.004, "delta_ci_low": -0.019,
+                  "delta_ci_high": 0.028}])
+    out = capsys.readouterr().out.splitlines()
+    row = {line.split()[0]: line for line in out[2:5]}
+    assert "paired 95% CI" in out[1] and row["ref"].split()[6:8] == ["—", "—"]
+    assert "+0.211" in row["m"] and "+0.118..+0.318†" in row["m"]
+    assert "-0.019..+0.028 " in row["k"] and "†" not in row["k"] and out[-1].startswith("†: the paired 95% CI")
+
+
 @pytest.mark.slow  # 25 s: every method twice, in two orders
 def test_order_independent_memory_figures(tiny_dir, data_root, tmp_path):
     """A method's memory and load figures are its own, whatever ran before it in the run."""

@@ -177,7 +177,12 @@ def test_a_folder_the_recipe_did_not_make_is_never_deleted(tmp_path):
 @pytest.mark.parametrize("setting, message", [("adaptor_unet=full", "frozen or lora"),
                                               ("holdout=1000", "holdout=1000"),
                                               ("noise_correlation=1.0", "noise_correlation"),
-                                              ("batch_size=0", "batch_size=0")])
+                                              ("batch_size=0", "batch_size=0"),
+                                              ("data_motion=wobble", "data_motion='wobble'"),
+                                              ("token_pooling=mean", "token_pooling='mean'"),
+                                              ("data_test_fraction=1.0", "data_test_fraction=1.0"),
+                                              ("adaptor_lr=0", "adaptor_lr=0.0 (needs > 0)"),
+                                              ("seed=-1", "seed=-1 (needs >= 0)")])
 def test_bad_recipes_are_refused_before_anything_is_written(setting, message, tmp_path, capsys):
     from tempotokens.cli import main
 
@@ -210,3 +215,55 @@ def test_fit_vae_refuses_to_resume_other_settings(micro_build, tmp_path, capsys)
     assert main([*base, "--size", "30x30"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "learning_rate 0.001 -> 0.01" in err[0] and "at least 1" in err[1] and "multiples" in err[2]
+
+
+def test_install_refuses_a_finished_build_of_another_recipe(micro_build, tmp_path, monkeypatch, capsys):
+    """``toy OUT --install`` without --micro on a micro build: one line naming the difference, nothing
+    copied (a micro build is never installed as the shipped model by accident)."""
+    import tempotokens.toy as toy
+    from tempotokens.cli import main
+
+    monkeypatch.setattr(toy, "SHIPPED", tmp_path / "shipped")
+    assert main(["toy", str(micro_build), "--install"]) == 2
+    assert main(["toy", str(micro_build), "--micro", "--set", "seed=3", "--install"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "another recipe" in err[0] and "vae_steps=3 (asked 600)" in err[0]
+    assert "seed=0 (asked 3)" in err[1] and not (tmp_path / "shipped").exists()
+
+
+def test_out_that_is_a_file_and_a_run_of_another_recipe_are_one_line(tmp_path, capsys):
+    import dataclasses
+    import json
+
+    from tempotokens.cli import main
+
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "started"
+    out.mkdir()
+    (out / "recipe.json").write_text(json.dumps(dataclasses.asdict(dataclasses.replace(MICRO, seed=5))))
+    assert main(["toy", str(tmp_path / "file"), "--micro"]) == 2
+    assert main(["toy", str(out), "--micro"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "is not a folder" in err[0] and "another recipe is in progress" in err[1]
+    assert (out / "recipe.json").is_file()  # kept: refused, not discarded
+
+
+@pytest.mark.slow  # a second micro build (30 s)
+def test_overwrite_rebuilds_with_a_frozen_backbone_and_exports_it_unmerged(micro_build, tmp_path):
+    """--overwrite on a finished build of another recipe rebuilds it; with adaptor_unet=frozen the
+    exported UNet is the backbone's, bit for bit in fp16 (no LoRA merged), and no LoRA file is made."""
+    import dataclasses
+    import shutil
+
+    out = tmp_path / "b"
+    shutil.copytree(micro_build, out)
+    frozen = dataclasses.replace(MICRO, adaptor_unet="frozen")
+    with pytest.raises(ToyError, match="--overwrite"):
+        run_recipe(out, frozen, progress=False)
+    run_recipe(out, frozen, overwrite=True, progress=False)
+    assert json.loads((out / "toy.json").read_text())["recipe"]["adaptor_unet"] == "frozen"
+    assert not list((out / "stages").rglob("unet_lora.safetensors")) and not (out / "stages" / "merged-unet").exists()
+    with safe_open(str(next((out / "stages" / "backbone" / "unet").glob("*.safetensors"))), "pt") as st:
+        backbone = {k: st.get_tensor(k) for k in st.keys()}
+    unet = {k[len("unet/"):]: v for k, v in _tensors(out / "model").items() if k.startswith("unet/")}
+    assert unet.keys() == backbone.keys() and all(torch.equal(unet[k], v.half()) for k, v in backbone.items())

@@ -24,9 +24,6 @@ from tempotokens.adaptor import AdaptorOutput
 from tempotokens.toy import SHIPPED, TOY_GENERATION
 
 N_CLIPS = 6
-#: Until a build meets its targets (issue 16: docs, Results > The toy model), no model is shipped and these wait.
-pytestmark = pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(),
-                                reason=f"no shipped toy model in {SHIPPED} yet (docs: Results > The toy model)")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +95,13 @@ def scores(pipe, test_clips, tmp_path_factory):
 
 
 def test_the_shipped_model_is_small_fp16_and_generates(pipe):
+    """It ships inside the package (so the wheel holds it: pyproject's package data) and is the demo's
+    default model."""
     from safetensors import safe_open
+
+    from benchmarks.run import default_model
+
+    assert default_model(None) == SHIPPED and default_model("tiny") != SHIPPED
 
     files = [f for f in SHIPPED.rglob("*") if f.is_file()]
     assert sum(f.stat().st_size for f in files) <= 5 * 2**20
@@ -122,3 +125,14 @@ def test_timing_controls_sit_at_text_level(scores, control):
     assert np.all(np.isfinite(scores[control]))
     assert scores[control].mean() <= scores["text"].mean() + 0.05, (
         f"{control} {scores[control].mean():.3f} vs text {scores['text'].mean():.3f}")
+
+
+def test_every_file_of_the_shipped_model_is_package_data():
+    """The wheel holds what setuptools' package-data globs match: each shipped file must match one."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((SHIPPED.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = [f.relative_to(SHIPPED.parent).as_posix() for f in SHIPPED.rglob("*") if f.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs["tempotokens"])
+                         for f in files), files
