@@ -48,6 +48,15 @@ WEIGHTS = {
         "clip-vit-base-patch32", "CLIPSIM",
         "OpenAI CLIP ViT-B/32 (openai/clip-vit-base-patch32 on the Hugging Face Hub)",
         "transformers folder: config.json, model.safetensors, tokenizer and preprocessor files"),
+    "synchformer": WeightFile(
+        "synchformer_state_dict.pth", "DeSync",
+        "MMAudio's release v0.1 (hkchengrex/MMAudio), the AudioSet-trained Synchformer 24-01-04T16-39-21, "
+        "as av-benchmark loads it",
+        "plain state dict of Synchformer (vfeat_extractor.*, afeat_extractor.*, vproj, aproj, transformer.*)"),
+    "synchformer_original": WeightFile(
+        "24-01-04T16-39-21.pt", "DeSync",
+        "Synchformer's original release (v-iashin/Synchformer, AudioSet 24-01-04T16-39-21)",
+        "a dict whose 'model' is the state dict, with OmegaConf objects (read by a restricted load)"),
 }
 
 
@@ -191,3 +200,94 @@ def load_clip(weights_dir: str | os.PathLike | None):
         raise WeightsError(f"{path}: cannot load a CLIP model and processor ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); CLIPSIM needs {w.format} from {w.publisher}") from None
     return model.eval(), processor
+
+
+#: What the original Synchformer checkpoint may hold besides tensors: OmegaConf's containers and
+#: nodes and the builtins they use.  Nothing else is unpickled (no callable, no other class).
+def _omegaconf_globals() -> list:
+    import collections
+    import typing
+
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode, BooleanNode, BytesNode, FloatNode, IntegerNode, PathNode, StringNode
+
+    return [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, BooleanNode, BytesNode, FloatNode,
+            IntegerNode, PathNode, StringNode, typing.Any, collections.defaultdict, dict, list, int, float, str, bool]
+
+
+def read_state_dict(path: Path, key: str, inner: str | None = None) -> dict:
+    """A state dict by ``torch.load(weights_only=True)``; ``inner`` takes that key of a checkpoint
+    dict, with OmegaConf's classes allow-listed (the original Synchformer file).  Raises
+    :class:`WeightsError` naming the file."""
+    w = WEIGHTS[key]
+    try:
+        if inner is None:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        else:
+            with torch.serialization.safe_globals(_omegaconf_globals()):
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with other globals, a truncated file, not a torch file
+        first = " ".join(str(exc).split("\n")[-1].split())[:160] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{path}: not a weights-only checkpoint ({type(exc).__name__}: {first}); {w.metric} "
+                           f"needs {w.name} from {w.publisher}: {w.format}") from None
+    if inner is not None:
+        if not isinstance(state, dict) or not isinstance(state.get(inner), dict):
+            raise WeightsError(f"{path}: no '{inner}' state dict inside; {w.metric} needs {w.format}")
+        state = state[inner]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: not a state dict of tensors; {w.metric} needs {w.format}")
+    return state
+
+
+def sizes_beside(path: Path, section: str) -> dict | None:
+    """The ``sizes`` of ``section`` in a ``config.json`` beside the weights (the reduced test models'),
+    or None: the published sizes."""
+    import json
+
+    config = path.parent / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text())[section]["sizes"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{config}: no {section}.sizes ({type(exc).__name__}); remove it to use the published "
+                           "sizes") from None
+
+
+def load_strict(model: torch.nn.Module, state: dict, path: Path, key: str) -> torch.nn.Module:
+    """``load_state_dict(strict=True)`` with a one-line :class:`WeightsError` on any mismatch."""
+    w = WEIGHTS[key]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or shapes:
+        what = "; ".join(p for p in (
+            f"missing {len(missing)} keys (first: {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected keys (first: {unexpected[0]})" if unexpected else "",
+            f"{len(shapes)} shapes differ (first: {shapes[0]} {tuple(state[shapes[0]].shape)} vs "
+            f"{tuple(expected[shapes[0]].shape)})" if shapes else "") if p)
+        raise WeightsError(f"{path}: not the {w.metric} model's layout ({what}); {w.metric} needs {w.name} from "
+                           f"{w.publisher}")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def load_synchformer(weights_dir: str | os.PathLike | None):
+    """DeSync's Synchformer: ``synchformer_state_dict.pth`` (av-benchmark's file) or, when only it is
+    there, the original ``24-01-04T16-39-21.pt`` (restricted load); sizes from a ``config.json``
+    beside it, else the published ones.  Returns ``(model, path)``."""
+    from .synchformer import Synchformer, SynchformerSizes
+
+    folder = Path(weights_dir) if weights_dir is not None else None
+    if folder is not None and not (folder / WEIGHTS["synchformer"].name).exists() and \
+            (folder / WEIGHTS["synchformer_original"].name).exists():
+        key, inner = "synchformer_original", "model"
+    else:
+        key, inner = "synchformer", None
+    path = locate(weights_dir, key)
+    state = read_state_dict(path, key, inner)
+    sizes = sizes_beside(path, "synchformer")
+    model = Synchformer(SynchformerSizes.from_config(sizes) if sizes else SynchformerSizes())
+    return load_strict(model, state, path, key), path

@@ -1,0 +1,180 @@
+"""Decoding and preprocessing shared by the learned sync metrics (DeSync, IB-score), as
+av-benchmark does it (facts: ``shared/reference/SYNC_METRICS.md``).
+
+* :func:`decode_at_rate`: the first video stream through FFmpeg's ``fps=R:round=near:start_time=0``
+  filter, then rgb24 (swscale's defaults).  Output frame ``n`` is the last source frame whose
+  timestamp ``t`` has ``round_half_away(t * R) <= n``; a slot without a new frame repeats the
+  previous one; the last slot is the one before the stream's end (:func:`fps_filter_indices`
+  computes the same selection from the timestamps).
+* :func:`resize_short_side`: torch's native uint8 antialiased bicubic resize of the short side.
+* :func:`center_crop_offsets` / :func:`long_side_crops`: the crop offsets of the two lineages.
+* :func:`load_audio`: ``X.wav`` beside ``X.mp4``, else the mp4's own track, as float32 channels.
+
+Each clip is decoded once per rate; the metrics share what they decode (:class:`DecodeCache`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class DecodeError(ValueError):
+    """A clip that cannot be decoded, or is too short for what was asked (one line naming it)."""
+
+
+def _round_half_away(x: float) -> int:
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+
+
+def fps_filter_indices(timestamps_s: list[float], rate: float, end_s: float | None = None) -> list[int]:
+    """The source frame each output slot of ``fps=rate:round=near:start_time=0`` shows.
+
+    ``timestamps_s``: the source frames' presentation times (increasing); ``end_s``: where the stream
+    ends (default: the last frame's time plus one frame interval).  Slot ``n`` shows the last frame
+    with ``round_half_away(t * rate) <= n``; slots before the first frame are not emitted, and slots
+    run while ``n < round_half_away(end_s * rate)`` (checked against FFmpeg on 24, 25 and 30 fps
+    clips at 25 and 0.5 fps).
+    """
+    if not timestamps_s:
+        return []
+    if end_s is None:
+        step = timestamps_s[-1] - timestamps_s[-2] if len(timestamps_s) > 1 else 1.0 / rate
+        end_s = timestamps_s[-1] + step
+    slots = [_round_half_away(t * rate) for t in timestamps_s]
+    out: list[int] = []
+    i = -1
+    for n in range(max(slots[0], 0), _round_half_away(end_s * rate)):
+        while i + 1 < len(slots) and slots[i + 1] <= n:
+            i += 1
+        if i >= 0:
+            out.append(i)
+    return out
+
+
+def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
+    """Every output frame of FFmpeg's fps filter at ``rate`` on the first video stream, rgb24:
+    ``(T, H, W, 3)`` uint8.  Raises :class:`DecodeError` (one line) when the file has no video."""
+    import av
+
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise DecodeError(f"{path}: cannot open ({' '.join(str(exc).split())[:120]})") from None
+    frames: list[np.ndarray] = []
+    with container:
+        if not container.streams.video:
+            raise DecodeError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        graph = av.filter.Graph()
+        src = graph.add_buffer(template=stream)
+        fps = graph.add("fps", f"fps={rate}:round=near:start_time=0")
+        fmt = graph.add("format", "pix_fmts=rgb24")
+        sink = graph.add("buffersink")
+        src.link_to(fps)
+        fps.link_to(fmt)
+        fmt.link_to(sink)
+        graph.configure()
+
+        def drain():
+            while True:
+                try:
+                    frames.append(graph.pull().to_ndarray())
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    return
+
+        try:
+            for frame in container.decode(stream):
+                graph.push(frame)
+                drain()
+            graph.push(None)
+            drain()
+        except av.error.FFmpegError as exc:
+            raise DecodeError(f"{path}: decoding failed ({' '.join(str(exc).split())[:120]})") from None
+    if not frames:
+        raise DecodeError(f"{path}: no video frames")
+    return np.stack(frames)
+
+
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """``(T, 3, H, W)`` uint8 -> short side ``size``, long side ``int(size * long / short)``; torch's
+    uint8 bicubic with antialias (the reference's, exactly; PIL differs by up to 2 levels)."""
+    h, w = frames.shape[-2:]
+    if h <= w:
+        out = (size, int(size * w / h))
+    else:
+        out = (int(size * h / w), size)
+    return torch.nn.functional.interpolate(frames, size=out, mode="bicubic", antialias=True, align_corners=False)
+
+
+def center_crop_offsets(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(top, left)`` of av-benchmark's DeSync centre crop: Python's ``round`` (half to even)."""
+    return round((h - size) / 2), round((w - size) / 2)
+
+
+def long_side_crops(h: int, w: int, size: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of IB's three crops along the long side: 0, ``ceil((long - size) / 2)``,
+    ``long - size`` (the short side is ``size``)."""
+    long = max(h, w)
+    offsets = [0, math.ceil((long - size) / 2), long - size]
+    return [(0, o) if w >= h else (o, 0) for o in offsets]
+
+
+def load_audio(video: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """``(channels, samples)`` float32 and the sample rate: ``X.wav`` beside ``X.mp4`` (read as
+    torchaudio reads it: int16 / 32768), else the mp4's first audio stream.  Raises
+    :class:`DecodeError` when there is neither."""
+    video = Path(video)
+    wav = video.with_suffix(".wav")
+    if wav.is_file():
+        import soundfile as sf
+
+        try:
+            data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise DecodeError(f"{wav}: cannot read ({' '.join(str(exc).split())[:120]})") from None
+        return np.ascontiguousarray(data.T), int(sr)
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            if not container.streams.audio:
+                raise DecodeError(f"{video}: no audio (no {wav.name} beside it and no audio stream)")
+            stream = container.streams.audio[0]
+            chunks = [f.to_ndarray() for f in container.decode(stream)]
+            sr = stream.codec_context.sample_rate
+            layout_planar = stream.codec_context.format.is_planar
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"{video}: cannot read its audio ({' '.join(str(exc).split())[:120]})") from None
+    if not chunks:
+        raise DecodeError(f"{video}: empty audio stream")
+    data = np.concatenate(chunks, axis=1) if layout_planar else np.concatenate(
+        [c.reshape(-1, stream.channels).T for c in chunks], axis=1)
+    if data.dtype.kind == "i":
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    return data.astype(np.float32), int(sr)
+
+
+@dataclass
+class DecodeCache:
+    """One clip, decoded once per rate and its audio read once, shared by every metric scoring it."""
+
+    video: Path
+    _frames: dict = field(default_factory=dict)
+    _audio: tuple | None = None
+
+    def frames(self, rate: float) -> np.ndarray:
+        if rate not in self._frames:
+            self._frames[rate] = decode_at_rate(self.video, rate)
+        return self._frames[rate]
+
+    def audio(self) -> tuple[np.ndarray, int]:
+        if self._audio is None:
+            self._audio = load_audio(self.video)
+        return self._audio

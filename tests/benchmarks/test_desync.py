@@ -1,0 +1,196 @@
+"""DeSync against the reference: av-benchmark's outputs on the conformance clips (tests/data/
+conformance/sync, made by running the public code), and the decoding rules checked by hand."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from benchmarks.metrics.avdecode import (DecodeCache, center_crop_offsets, decode_at_rate, fps_filter_indices,
+                                         long_side_crops)
+from benchmarks.metrics.desync import (LINEAGES, TooShort, mel_segments, score_clip, video_input, waveform_16k,
+                                       window_indices)
+from benchmarks.metrics.weights import WeightsError, load_synchformer
+
+SYNC = Path(__file__).resolve().parents[1] / "data" / "conformance" / "sync"
+CLIPS = ("pub01_bounce", "pub02_orbit")
+EXPECTED = json.loads((SYNC / "expected.json").read_text())
+REF = {c["name"]: c for c in EXPECTED["clips"]}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_synchformer(SYNC / "weights")[0]
+
+
+@pytest.fixture(scope="module")
+def tensors():
+    return load_file(SYNC / "expected.safetensors"), load_file(SYNC / "expected_intermediates.safetensors")
+
+
+@pytest.fixture(scope="module")
+def scored(model):
+    return {c: score_clip(model, DecodeCache(SYNC / "clips" / f"{c}.mp4"), REF[c]["audio_length"]) for c in CLIPS}
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_frames_and_mel_are_the_references(clip, tensors):
+    _, inter = tensors
+    ref = REF[clip]
+    frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 25)[: int(25 * ref["audio_length"])]
+    assert len(frames) == ref["n_sync_video_frames"]
+    x = video_input(frames)
+    sel = ref["intermediates"]["sync_selected_frame_indices"]
+    u8 = torch.round((x[sel] * 0.5 + 0.5) * 255).to(torch.uint8)  # back to the resized, cropped uint8 frames
+    assert torch.equal(u8, inter[f"{clip}/sync_resized_cropped_u8_selected"])
+    torch.testing.assert_close(x[0], inter[f"{clip}/sync_video_input_frame0"], atol=1e-6, rtol=0)
+    from benchmarks.metrics.avdecode import load_audio
+
+    audio, sr = load_audio(SYNC / "clips" / f"{clip}.mp4")
+    wave = waveform_16k(audio, sr, int(16000 * ref["audio_length"]))
+    torch.testing.assert_close(wave, inter[f"{clip}/sync_audio_waveform"], atol=1e-6, rtol=0)
+    mel = mel_segments(wave)
+    assert mel.shape[0] == ref["n_sync_audio_segments"]
+    torch.testing.assert_close(mel, inter[f"{clip}/sync_mel_input"][:, 0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_features_logits_offsets_and_desync_are_the_references(clip, model, tensors, scored):
+    exp, inter = tensors
+    with torch.inference_mode():  # each branch alone, on the reference's own inputs: localises a mismatch
+        a = model.audio_features(inter[f"{clip}/sync_mel_input"][:, 0])
+    torch.testing.assert_close(a, exp[f"{clip}/sync_audio_features"], atol=2e-3, rtol=0)
+    r = scored[clip]
+    torch.testing.assert_close(torch.tensor(r["logits"]), exp[f"{clip}/sync_logits"], atol=1e-3, rtol=0)
+    windows = REF[clip]["desync"]["windows"]
+    assert r["windows"] == [w["segments"] for w in windows]
+    assert [int(np.argmax(lg)) for lg in r["logits"]] == [w["argmax"] for w in windows]
+    assert r["offsets_s"] == [w["offset_sec_float32"] for w in windows]  # float32 linspace values, exactly
+    assert r["desync"] == EXPECTED["summary"]["per_clip"][clip]["DeSync"]
+    # the softmax-expected offset, by hand from the reference's logits
+    lg = np.array([w["logits"] for w in windows], dtype=np.float64)
+    p = np.exp(lg - lg.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert r["expected_offsets_s"] == pytest.approx(p @ np.linspace(-2, 2, 21), abs=1e-4)
+
+
+def test_video_features_are_the_references(model, tensors):
+    """The MotionFormer branch on every segment of the shorter clip (atol 2e-3)."""
+    exp, _ = tensors
+    clip = "pub02_orbit"
+    frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 25)[: int(25 * REF[clip]["audio_length"])]
+    from benchmarks.metrics.desync import video_segments
+
+    with torch.inference_mode():
+        v = model.video_features(video_segments(video_input(frames)))
+    torch.testing.assert_close(v, exp[f"{clip}/sync_video_features"], atol=2e-3, rtol=0)
+
+
+def _indexed_clip(path: Path, fps: int, seconds: float) -> None:
+    """A clip whose frame k is flat, red 16 (k mod 16) and green 16 (k // 16), so a decoded frame names
+    its source (:func:`_source`) through the codec's few levels of error."""
+    from avalign.io import write_video
+
+    n = int(round(fps * seconds))
+    frames = np.zeros((n, 32, 32, 3), np.uint8)
+    for k in range(n):
+        frames[k, ..., 0], frames[k, ..., 1] = 16 * (k % 16), 16 * (k // 16)
+    write_video(path, frames, fps)
+
+
+def _source(frame: np.ndarray) -> int:
+    r, g = (float(frame[16, 16, c]) for c in (0, 1))
+    return int(round(r / 16)) + 16 * int(round(g / 16))
+
+
+@pytest.mark.parametrize("fps, rate, first", [
+    (25, 25, list(range(12))),
+    (30, 25, [0, 1, 2, 4, 5, 6, 7, 8, 10, 11, 12]),  # SYNC_METRICS.md: 0, 1, 2, 4, 5, 6, 7, 8, 10, ...
+    (24, 25, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11, 12]),  # ... 0..11, 11, 12, ...
+    (30, 0.5, [29, 89, 149]),  # slots at about 0.96 s, 2.96 s, 4.96 s, not 0, 2, 4 s
+])
+def test_the_fps_filter_selects_frames_as_by_hand(fps, rate, first, tmp_path):
+    path = tmp_path / f"c{fps}.mp4"
+    _indexed_clip(path, fps, 6.0)
+    decoded = decode_at_rate(path, rate)
+    assert [_source(f) for f in decoded[: len(first)]] == first
+    by_hand = fps_filter_indices([k / fps for k in range(int(6 * fps))], rate)
+    assert by_hand[: len(first)] == first and len(by_hand) == len(decoded)
+
+
+def test_crop_offsets_round_half_to_even_versus_ceil_by_hand():
+    # DeSync: top/left = Python round((h - 224) / 2); 298 -> 37, 297 -> round(36.5) = 36, 299 -> round(37.5) = 38
+    assert center_crop_offsets(224, 298, 224) == (0, 37)
+    assert center_crop_offsets(224, 297, 224) == (0, 36)
+    assert center_crop_offsets(224, 299, 224) == (0, 38)
+    assert center_crop_offsets(297, 224, 224) == (36, 0)
+    # IB: three crops along the long side at 0, ceil((long - 224) / 2), long - 224; 297 -> ceil(36.5) = 37
+    assert long_side_crops(224, 297, 224) == [(0, 0), (0, 37), (0, 73)]
+    assert long_side_crops(398, 224, 224) == [(0, 0), (87, 0), (174, 0)]
+
+
+def test_desync_mixes_channels_by_their_mean():
+    left = np.sin(np.arange(16000) / 10).astype(np.float32)
+    stereo = np.stack([left, 0.5 * left])
+    torch.testing.assert_close(waveform_16k(stereo, 16000, 16000), torch.from_numpy(0.75 * left), atol=1e-7, rtol=0)
+
+
+def test_short_clips_error_or_pad_as_javisbench():
+    avb = LINEAGES["avbench"]
+    with pytest.raises(TooShort, match="fewer than the 14"):
+        window_indices(5, avb, "error")
+    assert window_indices(5, avb, "pad") == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3]]  # by hand
+    assert window_indices(14, avb, "error") == [list(range(14))] * 2  # S = 14: the same window twice
+    assert window_indices(20, avb, "pad") == [list(range(14)), list(range(6, 20))]
+    assert window_indices(20, LINEAGES["synchformer"], "error") == [list(range(3, 17))]
+
+
+def test_a_two_second_clip_under_each_policy(model, tmp_path):
+    from avalign.io import write_video, write_wav
+
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "c.mp4", rng.integers(0, 255, (50, 64, 80, 3), dtype=np.uint8), 25)
+    write_wav(tmp_path / "c.wav", rng.standard_normal(32000).astype(np.float32) * 0.1, 16000)
+    with pytest.raises(TooShort):
+        score_clip(model, DecodeCache(tmp_path / "c.mp4"))
+    r = score_clip(model, DecodeCache(tmp_path / "c.mp4"), short="pad")
+    assert r["padded"] and r["n_segments"] == 5 and len(r["offsets_s"]) == 1 and r["duration_s"] == 2.0
+
+
+def test_the_original_checkpoint_loads_through_a_restricted_unpickler(tmp_path):
+    a = load_synchformer(SYNC / "weights")[0].state_dict()
+    b, path = load_synchformer(SYNC / "original")
+    assert path.name == "24-01-04T16-39-21.pt" and all(torch.equal(a[k], b.state_dict()[k]) for k in a)
+    import os
+
+    evil = tmp_path / "24-01-04T16-39-21.pt"
+    torch.save({"model": {}, "hook": os.system}, evil)  # a pickled callable
+    with pytest.raises(WeightsError) as exc:
+        load_synchformer(tmp_path)
+    assert "not a weights-only checkpoint" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_published_sizes_have_the_published_keys_shapes_and_dtypes():
+    from benchmarks.metrics.synchformer import Synchformer
+
+    ref = json.loads((SYNC / "full_keys_synchformer.json").read_text())
+    with torch.device("meta"):
+        ours = Synchformer().state_dict()
+    assert {k: (list(v.shape), str(v.dtype)) for k, v in ours.items()} == {
+        e["key"]: (e["shape"], f"torch.{e['dtype']}") for e in ref["state_dict"]}
+    assert sum(math.prod(v.shape) for v in ours.values()) == ref["n_elements"]
+
+
+def test_a_wrong_weights_file_is_one_line(tmp_path):
+    import shutil
+
+    shutil.copy(SYNC / "weights" / "imagebind_huge.pth", tmp_path / "synchformer_state_dict.pth")
+    with pytest.raises(WeightsError) as exc:
+        load_synchformer(tmp_path)
+    assert "not the DeSync model's layout" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(WeightsError, match="synchformer_state_dict.pth: not found"):
+        load_synchformer(tmp_path / "empty")
