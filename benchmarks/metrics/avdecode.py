@@ -102,6 +102,28 @@ def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
     return np.stack(frames)
 
 
+def decode_native(path: str | os.PathLike) -> tuple[np.ndarray, list[float]]:
+    """Every frame of the first video stream as decoded, rgb24 ``(T, H, W, 3)`` uint8, and its
+    presentation time in seconds."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            frames, times = [], []
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                times.append(float(frame.pts * stream.time_base) if frame.pts is not None else len(times))
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"{path}: decoding failed ({' '.join(str(exc).split())[:120]})") from None
+    if not frames:
+        raise DecodeError(f"{path}: no video frames")
+    return np.stack(frames), times
+
+
 def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     """``(T, 3, H, W)`` uint8 -> short side ``size``, long side ``int(size * long / short)``; torch's
     uint8 bicubic with antialias (the reference's, exactly; PIL differs by up to 2 levels)."""
@@ -168,11 +190,20 @@ class DecodeCache:
     video: Path
     _frames: dict = field(default_factory=dict)
     _audio: tuple | None = None
+    _native_times: list = field(default_factory=list)
 
-    def frames(self, rate: float) -> np.ndarray:
+    def frames(self, rate: float | None) -> np.ndarray:
+        """At ``rate`` through the fps filter; ``None``: as decoded (see :meth:`native_times`)."""
         if rate not in self._frames:
-            self._frames[rate] = decode_at_rate(self.video, rate)
+            if rate is None:
+                self._frames[None], self._native_times = decode_native(self.video)
+            else:
+                self._frames[rate] = decode_at_rate(self.video, rate)
         return self._frames[rate]
+
+    def native_times(self) -> list[float]:
+        self.frames(None)
+        return self._native_times
 
     def audio(self) -> tuple[np.ndarray, int]:
         if self._audio is None:

@@ -57,6 +57,11 @@ WEIGHTS = {
         "24-01-04T16-39-21.pt", "DeSync",
         "Synchformer's original release (v-iashin/Synchformer, AudioSet 24-01-04T16-39-21)",
         "a dict whose 'model' is the state dict, with OmegaConf objects (read by a restricted load)"),
+    "imagebind": WeightFile(
+        "imagebind_huge.pth", "IB-score",
+        "ImageBind (facebookresearch/ImageBind, the imagebind_huge checkpoint), as av-benchmark loads it",
+        "plain state dict of ImageBindModel (modality_preprocessors/trunks/heads/postprocessors.*); only the "
+        "vision and audio branches are read"),
 }
 
 
@@ -240,23 +245,24 @@ def read_state_dict(path: Path, key: str, inner: str | None = None) -> dict:
     return state
 
 
-def sizes_beside(path: Path, section: str) -> dict | None:
-    """The ``sizes`` of ``section`` in a ``config.json`` beside the weights (the reduced test models'),
-    or None: the published sizes."""
+def sizes_beside(path: Path, section: str, field: str = "sizes") -> dict | None:
+    """``section.field`` of a ``config.json`` beside the weights (the reduced test models' sizes), or
+    None: the published sizes."""
     import json
 
     config = path.parent / "config.json"
     if not config.is_file():
         return None
     try:
-        return json.loads(config.read_text())[section]["sizes"]
+        return json.loads(config.read_text())[section][field]
     except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{config}: no {section}.sizes ({type(exc).__name__}); remove it to use the published "
+        raise WeightsError(f"{config}: no {section}.{field} ({type(exc).__name__}); remove it to use the published "
                            "sizes") from None
 
 
 def load_strict(model: torch.nn.Module, state: dict, path: Path, key: str) -> torch.nn.Module:
-    """``load_state_dict(strict=True)`` with a one-line :class:`WeightsError` on any mismatch."""
+    """``load_state_dict(strict=True, assign=True)`` into a model built on the meta device, with a
+    one-line :class:`WeightsError` on any missing, unexpected or misshapen key."""
     w = WEIGHTS[key]
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -270,7 +276,7 @@ def load_strict(model: torch.nn.Module, state: dict, path: Path, key: str) -> to
             f"{tuple(expected[shapes[0]].shape)})" if shapes else "") if p)
         raise WeightsError(f"{path}: not the {w.metric} model's layout ({what}); {w.metric} needs {w.name} from "
                            f"{w.publisher}")
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=True)  # built on the meta device: the file's tensors
     return model.eval()
 
 
@@ -289,5 +295,23 @@ def load_synchformer(weights_dir: str | os.PathLike | None):
     path = locate(weights_dir, key)
     state = read_state_dict(path, key, inner)
     sizes = sizes_beside(path, "synchformer")
-    model = Synchformer(SynchformerSizes.from_config(sizes) if sizes else SynchformerSizes())
+    with torch.device("meta"):  # no random init of 237M weights only to overwrite them
+        model = Synchformer(SynchformerSizes.from_config(sizes) if sizes else SynchformerSizes())
     return load_strict(model, state, path, key), path
+
+
+def load_imagebind(weights_dir: str | os.PathLike | None):
+    """IB-score's ImageBind (vision and audio branches) from ``imagebind_huge.pth`` (weights_only):
+    every key of the two branches must be there with its shape; the other modalities' keys are
+    ignored.  Sizes from a ``config.json`` beside it (``imagebind.ImageBindModel_kwargs``), else
+    ImageBind-huge's.  Returns ``(model, path)``."""
+    from .imagebind import ImageBind, ImageBindSizes
+
+    path = locate(weights_dir, "imagebind")
+    state = read_state_dict(path, "imagebind")
+    kwargs = sizes_beside(path, "imagebind", "ImageBindModel_kwargs")
+    with torch.device("meta"):
+        model = ImageBind(ImageBindSizes.from_config(kwargs) if kwargs else ImageBindSizes())
+    wanted = set(model.state_dict())
+    return load_strict(model, {k: v for k, v in state.items() if k in wanted or
+                               (k.split(".")[1:2] in (["vision"], ["audio"]))}, path, "imagebind"), path
