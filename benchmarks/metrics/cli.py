@@ -5,6 +5,10 @@
     python -m benchmarks.metrics fvd REAL_DIR FAKE_DIR --weights DIR [--lineage styleganv|videogpt] [--metric-frames 16]
     python -m benchmarks.metrics is FAKE_DIR --weights DIR [--splits 10]
     python -m benchmarks.metrics clipsim DIR --labels CSV_OR_TXT --weights DIR [--template "{label}"] [--scale 100]
+    python -m benchmarks.metrics desync PATH... --weights DIR [--duration S] [--lineage L] [--out R.jsonl]
+    python -m benchmarks.metrics ib PATH... --weights DIR [--duration S] [--lineage L] [--out R.jsonl]
+
+``desync`` and ``ib`` write one record per clip (:mod:`benchmarks.metrics.perclip`).
 
 Each prints its value and, with ``--out R.json``, writes the value with everything that made it
 (clip counts, ``lineage``: the metric's published computation, ``protocol``: the evaluation
@@ -79,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--metric-frames", type=int, default=None, metavar="N",
                    help="first N frames of each clip fed to CLIP (default: all)")
     _common(c)
+    from .perclip import add_parsers
+
+    add_parsers(sub)
     return p
 
 
@@ -200,6 +207,10 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.metric in ("desync", "ib"):  # per-clip records (benchmarks.metrics.perclip)
+        from .perclip import run
+
+        return run(args, device)
     frames = getattr(args, "metric_frames", None)
     if args.batch_size < 1 or (frames is not None and frames < 1):
         raise UsageError("--batch-size and --metric-frames must be at least 1")

@@ -1,0 +1,93 @@
+"""``python -m benchmarks.metrics desync|ib``: records, resume, summary, refusals and exit statuses."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from avalign.io import read_jsonl
+from benchmarks.metrics.cli import main
+
+SYNC = Path(__file__).resolve().parents[1] / "data" / "conformance" / "sync"
+EXPECTED = json.loads((SYNC / "expected.json").read_text())
+WINDOWS = {c["name"]: c["desync"]["windows"] for c in EXPECTED["clips"]}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """pub02 (mp4 + wav beside it) and a broken file."""
+    d = tmp_path_factory.mktemp("clips")
+    for ext in ("mp4", "wav"):
+        shutil.copy(SYNC / "clips" / f"pub02_orbit.{ext}", d / f"pub02_orbit.{ext}")
+    (d / "broken.mp4").write_bytes(b"not a video")
+    return d
+
+
+def test_desync_records_summary_resume_and_exit_status(clips, tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    args = ["desync", str(clips), "--weights", str(SYNC / "weights"), "--duration", "5", "--out", str(out)]
+    assert main(args) == 1  # the broken clip failed; the other is scored
+    records = {Path(r["video"]).stem: r for r in read_jsonl(out)}
+    ok, bad = records["pub02_orbit"], records["broken"]
+    assert (ok["status"], ok["lineage"], ok["duration_s"]) == ("ok", "avbench", 5.0)
+    assert ok["offsets_s"] == [w["offset_sec_float32"] for w in WINDOWS["pub02_orbit"]]
+    assert ok["desync"] == EXPECTED["summary"]["per_clip"]["pub02_orbit"]["DeSync"] and len(ok["logits"]) == 2
+    assert bad["status"] == "error" and "broken.mp4" in bad["error"]
+    summary = json.loads((tmp_path / "r.summary.json").read_text())
+    assert (summary["value"], summary["n_ok"], summary["n_error"]) == (ok["desync"], 1, 1)
+    assert all("value" not in r for r in read_jsonl(out))  # the summary is never a record
+    text = capsys.readouterr()
+    assert "desync [avbench]: 0.8" in text.out and "error" in text.err
+    before = out.read_bytes()
+    assert main(args) == 1  # a rerun scores nothing again
+    assert out.read_bytes() == before and "2 of 2 clips already" in capsys.readouterr().err
+    assert main([*args[:-4], "--duration", "4.9", "--out", str(out)]) == 2  # other settings: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings" in err[0] and "duration_arg_s 5.0 -> 4.9" in err[0]
+
+
+def test_ib_command_matches_the_reference(clips, tmp_path, capsys):
+    out = tmp_path / "ib.jsonl"
+    assert main(["ib", str(clips / "pub02_orbit.mp4"), "--weights", str(SYNC / "weights"), "--duration", "5",
+                 "--out", str(out)]) == 0
+    (r,) = read_jsonl(out)
+    assert r["ib_score"] == pytest.approx(EXPECTED["summary"]["per_clip"]["pub02_orbit"]["IB_score"], abs=1e-5)
+    assert r["n_views"] == 3 and r["lineage"] == "avbench"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--fps", "12"], "--fps is refused"),
+    (["--size", "32x32"], "--size is refused"),
+    (["--duration", "0"], "--duration must be positive"),
+])
+def test_usage_errors_are_one_line(clips, extra, message, capsys):
+    assert main(["desync", str(clips), "--weights", str(SYNC / "weights"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_missing_weights_and_inputs_are_one_line(clips, tmp_path, capsys):
+    assert main(["desync", str(clips), "--weights", str(tmp_path)]) == 2
+    assert main(["ib", str(clips), "--weights", str(tmp_path)]) == 2
+    assert main(["desync", str(tmp_path / "nope.mp4"), "--weights", str(SYNC / "weights")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "synchformer_state_dict.pth: not found" in err[0]
+    assert "imagebind_huge.pth: not found" in err[1] and "nope.mp4: not found" in err[2]
+
+
+def test_a_short_clip_is_an_error_record_or_padded(tmp_path, capsys):
+    import numpy as np
+
+    from avalign.io import write_video, write_wav
+
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "s.mp4", rng.integers(0, 255, (50, 48, 64, 3), dtype=np.uint8), 25)
+    write_wav(tmp_path / "s.wav", rng.standard_normal(32000).astype(np.float32) * 0.1, 16000)
+    base = ["desync", str(tmp_path / "s.mp4"), "--weights", str(SYNC / "weights")]
+    assert main([*base, "--out", str(tmp_path / "e.jsonl")]) == 1
+    (r,) = read_jsonl(tmp_path / "e.jsonl")
+    assert r["status"] == "error" and r["too_short"] and "fewer than the 14" in r["error"]
+    assert main([*base, "--short", "pad", "--out", str(tmp_path / "p.jsonl")]) == 0
+    (r,) = read_jsonl(tmp_path / "p.jsonl")
+    assert r["status"] == "ok" and r["padded"] and r["windows"] == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3]]
