@@ -40,7 +40,7 @@ def add_parsers(sub) -> None:
     helps = {"desync": "DeSync: Synchformer's predicted audio-visual offset per clip, seconds (lower is better)",
              "ib": "IB-score: ImageBind's video-audio cosine per clip, in [-1, 1] (higher is better)"}
     for name, (_, lineages, _) in METRICS.items():
-        p = sub.add_parser(name, help=helps[name], description=helps[name] + ". " + __doc__.split("\n\n")[2],
+        p = sub.add_parser(name, help=helps[name], description=helps[name] + ". " + " ".join(__doc__.split("\n\n")[3].split()),
                            formatter_class=HelpFormatter)
         p.add_argument("paths", nargs="+", metavar="PATH", help="videos or folders of videos")
         p.add_argument("--weights", required=True, metavar="DIR", help="folder with the published weight files "
