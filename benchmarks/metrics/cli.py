@@ -145,8 +145,12 @@ def run_fvd(args: argparse.Namespace, device: str) -> dict:
     ff, fs = extract(fake, ex, protocol, desc="fake")
     if len(rf) < 2 or len(ff) < 2:
         raise InputError(f"FVD needs at least 2 usable clips on each side; got {len(rf)} real and {len(ff)} fake")
-    value = fvd(stack(rf, map(str, real)), stack(ff, map(str, fake)), args.lineage)
-    return {"metric": "fvd", "fvd": value, "n_real": len(rf), "n_fake": len(ff), "lineage": args.lineage,
+    real_x, fake_x = stack(rf, map(str, real)), stack(ff, map(str, fake))
+    value = fvd(real_x, fake_x, args.lineage)
+    from .frechet import KVD_DESCRIPTION, kvd
+
+    return {"metric": "fvd", "fvd": value, "kvd": kvd(real_x, fake_x), "kvd_description": KVD_DESCRIPTION,
+            "n_real": len(rf), "n_fake": len(ff), "lineage": args.lineage,
             "lineage_description": LINEAGES[args.lineage].description, **ex.describe(),
             "protocol": protocol.to_record(), "skipped": {**rs, **fs}}
 
@@ -226,7 +230,8 @@ def _run(args: argparse.Namespace) -> int:
     result["warnings"] = notes
     _write(args.out, result)
     value = result[args.metric]
-    extra = f" ± {result['is_std']:.4g}" if args.metric == "is" else (
+    extra = f" ± {result['is_std']:.4g}" if args.metric == "is" else f"; kvd: {result['kvd']:.6g}" if \
+        args.metric == "fvd" else (
         f" (95% CI {result['clipsim_ci_low']:.4g}..{result['clipsim_ci_high']:.4g})" if args.metric == "clipsim" else "")
     n = f"n_real={result['n_real']}, n_fake={result['n_fake']}" if args.metric == "fvd" else f"n={result['n']}"
     print(f"{args.metric}: {value:.6g}{extra} ({n}; {len(result['skipped'])} skipped)")

@@ -93,3 +93,27 @@ def frechet_from_features(real: np.ndarray, fake: np.ndarray, unbiased: bool, na
                       f"{CONVENTIONAL_N} is the convention; compare only numbers made with the same N",
                       stacklevel=2)
     return frechet_distance(*gaussian_stats(fake, unbiased), *gaussian_stats(real, unbiased))
+
+
+#: KVD as JavisBench computes it (``eval/javisbench/src/utils.py``: ``polynomial_mmd``), beside its FVD
+#: on the same I3D features: scikit-learn's ``polynomial_kernel`` defaults, one set of all the clips.
+KVD_DESCRIPTION = ("unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 (d: the feature "
+                   "size), on all clips at once (one subset of size N: no subsets, JavisBench's)")
+
+
+def kvd(real: np.ndarray, fake: np.ndarray) -> float:
+    """Kernel Video Distance of ``(N, d)`` and ``(M, d)`` features: ``mean_{i != j} k(f_i, f_j) +
+    mean_{i != j} k(r_i, r_j) - 2 mean_{i, j} k(f_i, r_j)`` with ``k(x, y) = (x.y / d + 1)^3``, in
+    float64; needs at least 2 clips per side."""
+    x, y = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    m, n = len(x), len(y)
+    if m < 2 or n < 2:
+        raise FrechetError(f"KVD needs at least 2 clips per side, got {n} real and {m} generated")
+    gamma = 1.0 / x.shape[1]
+
+    def k(a, b):
+        return (gamma * a @ b.T + 1.0) ** 3
+
+    kxx, kyy = k(x, x), k(y, y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2.0 * k(x, y).mean())

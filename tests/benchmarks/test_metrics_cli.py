@@ -63,6 +63,17 @@ def test_fvd_styleganv_against_an_independent_computation(tiny_weights, tmp_path
     root = _svd_sqrt(sr)
     expected = float(((mr - mf) ** 2).sum() + torch.trace(sr + sf) - 2 * torch.trace(_svd_sqrt(root @ sf @ root)))
     assert result["fvd"] == pytest.approx(expected, rel=1e-4)
+    # KVD on the same features, by hand: unbiased MMD^2, k(x, y) = (x.y / d + 1)^3, every pair in a loop
+    d = fr.shape[1]
+
+    def k(a, b):
+        return float((a @ b / d + 1) ** 3)
+
+    n, m = len(fr), len(ff)
+    kvd = (sum(k(ff[i], ff[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+           + sum(k(fr[i], fr[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+           - 2 * sum(k(ff[i], fr[j]) for i in range(m) for j in range(n)) / (m * n))
+    assert result["kvd"] == pytest.approx(kvd, rel=1e-4, abs=1e-9) and "cubic polynomial" in result["kvd_description"]
     assert (result["n_real"], result["n_fake"], result["lineage"], result["frames_per_clip"]) == (24, 20, "styleganv", 16)
     assert result["weights"].endswith("i3d_torchscript.pt") and len(result["weights_sha256"]) == 16
     assert list(result["skipped"]) == [str(tmp_path / "fake" / "short.mp4")]
@@ -176,3 +187,16 @@ def test_help(sub, capsys):
     with pytest.raises(SystemExit) as e:
         main([sub, "--help"])
     assert e.value.code == 0 and "--weights" in capsys.readouterr().out
+
+
+def test_kvd_by_hand_on_three_and_two_points():
+    from benchmarks.metrics.frechet import FrechetError, kvd
+
+    fake = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    real = np.array([[2.0, 0.0], [0.0, 0.0]])
+    # k(x, y) = (x.y / 2 + 1)^3.  fake pairs (i != j): x.y = 0, 1, 1 -> 1, 3.375, 3.375 (each twice) / 6
+    # real pairs: x.y = 0 -> 1 (twice) / 2; cross: x.y = 2, 0, 0, 0, 2, 0 -> 8, 1, 1, 1, 8, 1 / 6
+    want = (1 + 3.375 + 3.375) * 2 / 6 + 1 - 2 * (8 + 1 + 1 + 1 + 8 + 1) / 6
+    assert kvd(real, fake) == pytest.approx(want, abs=1e-12)
+    with pytest.raises(FrechetError, match="at least 2"):
+        kvd(real[:1], fake)
