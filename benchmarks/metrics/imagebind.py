@@ -24,21 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class _Named(nn.Module):
-    def __init__(self, **children: nn.Module):
-        super().__init__()
-        for name, child in children.items():
-            self.add_module(name, child)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+from .layers import Mlp, Named
 
 
 class Block(nn.Module):
@@ -93,7 +79,7 @@ class VisionPreprocessor(nn.Module):
         n = (img_size // kernel[1]) * (img_size // kernel[2])
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         # proj.0 is ImageBind's PadIm2Video (no weights; a 2-frame clip passes unchanged)
-        self.rgbt_stem = _Named(proj=nn.Sequential(nn.Identity(), nn.Conv3d(3, dim, kernel, kernel, bias=False)))
+        self.rgbt_stem = Named(proj=nn.Sequential(nn.Identity(), nn.Conv3d(3, dim, kernel, kernel, bias=False)))
         self.pos_embedding_helper = _PositionTable(1 + n, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +93,7 @@ class AudioPreprocessor(nn.Module):
         super().__init__()
         n = ((mel_bins - kernel) // stride + 1) * ((target_len - kernel) // stride + 1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.rgbt_stem = _Named(proj=nn.Conv2d(1, dim, kernel, stride, bias=False), norm_layer=nn.LayerNorm(dim))
+        self.rgbt_stem = Named(proj=nn.Conv2d(1, dim, kernel, stride, bias=False), norm_layer=nn.LayerNorm(dim))
         self.pos_embedding_helper = _PositionTable(1 + n, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,14 +143,14 @@ class ImageBind(nn.Module):
     def __init__(self, sizes: ImageBindSizes = ImageBindSizes()):
         super().__init__()
         s = sizes
-        self.modality_preprocessors = _Named(vision=VisionPreprocessor(s.vision_embed_dim),
+        self.modality_preprocessors = Named(vision=VisionPreprocessor(s.vision_embed_dim),
                                              audio=AudioPreprocessor(s.audio_embed_dim))
-        self.modality_trunks = _Named(
+        self.modality_trunks = Named(
             vision=Trunk(s.vision_embed_dim, s.vision_num_blocks, s.vision_num_heads, bias_kv=False, pre_ln=True),
             audio=Trunk(s.audio_embed_dim, s.audio_num_blocks, s.audio_num_heads, bias_kv=True, pre_ln=False))
-        self.modality_heads = _Named(vision=_head(s.vision_embed_dim, s.out_embed_dim),
+        self.modality_heads = Named(vision=_head(s.vision_embed_dim, s.out_embed_dim),
                                      audio=_head(s.audio_embed_dim, s.out_embed_dim))
-        self.modality_postprocessors = _Named(vision=_Normalize(), audio=nn.Sequential(_Normalize(), LogitScale()))
+        self.modality_postprocessors = Named(vision=_Normalize(), audio=nn.Sequential(_Normalize(), LogitScale()))
 
     def _embed(self, name: str, x: torch.Tensor) -> torch.Tensor:
         for part in ("modality_preprocessors", "modality_trunks", "modality_heads", "modality_postprocessors"):

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import Mlp, Named
+
 #: The offset classes in seconds: numpy's float64 ``linspace(-2, 2, 21)`` cast to float32, as the
 #: reference's ``make_class_grid`` makes them (0.2 is float32(0.2) = 0.20000000298..., which torch's
 #: float32 linspace misses by one ulp).
@@ -96,15 +98,6 @@ class DividedAttention(nn.Module):
         return self.proj(out.reshape(b, h, n, hd).transpose(1, 2).reshape(b, n, d))
 
 
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class DividedBlock(nn.Module):
     """``x += timeattn(norm3(x))``; ``x += attn(norm1(x))``; ``x += mlp(norm2(x))`` (eps 1e-6)."""
 
@@ -156,15 +149,6 @@ class MotionFormer(nn.Module):
         return _aggregate(self.spatial_attn_agg, x).reshape(n, self.frames, d)
 
 
-class _Named(nn.Module):
-    """A container that only gives its children their published names."""
-
-    def __init__(self, **children: nn.Module):
-        super().__init__()
-        for name, child in children.items():
-            self.add_module(name, child)
-
-
 class ASTLayer(nn.Module):
     """One pre-LN layer of the Audio Spectrogram Transformer, with the key names of transformers 4's
     ``ASTLayer`` (the published file's): ``attention.attention.{query,key,value}``,
@@ -173,11 +157,11 @@ class ASTLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ffn: int, eps: float):
         super().__init__()
         self.heads = heads
-        self.attention = _Named(attention=_Named(query=nn.Linear(dim, dim), key=nn.Linear(dim, dim),
+        self.attention = Named(attention=Named(query=nn.Linear(dim, dim), key=nn.Linear(dim, dim),
                                                  value=nn.Linear(dim, dim)),
-                                output=_Named(dense=nn.Linear(dim, dim)))
-        self.intermediate = _Named(dense=nn.Linear(dim, ffn))
-        self.output = _Named(dense=nn.Linear(ffn, dim))
+                                output=Named(dense=nn.Linear(dim, dim)))
+        self.intermediate = Named(dense=nn.Linear(dim, ffn))
+        self.output = Named(dense=nn.Linear(ffn, dim))
         self.layernorm_before, self.layernorm_after = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,12 +184,12 @@ class AST(nn.Module):
         d, eps = config.hidden_size, config.layer_norm_eps
         self.freq_tokens = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
         self.time_tokens = (config.max_length - config.patch_size) // config.time_stride + 1
-        self.embeddings = _Named(patch_embeddings=_Named(projection=nn.Conv2d(
+        self.embeddings = Named(patch_embeddings=Named(projection=nn.Conv2d(
             1, d, config.patch_size, stride=(config.frequency_stride, config.time_stride))))
         self.embeddings.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.embeddings.distillation_token = nn.Parameter(torch.zeros(1, 1, d))
         self.embeddings.position_embeddings = nn.Parameter(torch.zeros(1, 2 + self.freq_tokens * self.time_tokens, d))
-        self.encoder = _Named(layer=nn.ModuleList(
+        self.encoder = Named(layer=nn.ModuleList(
             ASTLayer(d, config.num_attention_heads, config.intermediate_size, eps)
             for _ in range(config.num_hidden_layers)))
         self.layernorm = nn.LayerNorm(d, eps=eps)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from benchmarks.metrics.avdecode import (DecodeCache, center_crop_offsets, decode_at_rate, fps_filter_indices,
                                          long_side_crops)
@@ -16,10 +15,7 @@ from benchmarks.metrics.desync import (LINEAGES, TooShort, mel_segments, score_c
                                        window_indices)
 from benchmarks.metrics.weights import WeightsError, load_synchformer
 
-SYNC = Path(__file__).resolve().parents[1] / "data" / "conformance" / "sync"
-CLIPS = ("pub01_bounce", "pub02_orbit")
-EXPECTED = json.loads((SYNC / "expected.json").read_text())
-REF = {c["name"]: c for c in EXPECTED["clips"]}
+from tests.fixtures.sync import CLIPS, EXPECTED, REF, SYNC
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +24,13 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def tensors():
-    return load_file(SYNC / "expected.safetensors"), load_file(SYNC / "expected_intermediates.safetensors")
-
-
-@pytest.fixture(scope="module")
 def scored(model):
     return {c: score_clip(model, DecodeCache(SYNC / "clips" / f"{c}.mp4"), REF[c]["audio_length"]) for c in CLIPS}
 
 
 @pytest.mark.parametrize("clip", CLIPS)
-def test_frames_and_mel_are_the_references(clip, tensors):
-    _, inter = tensors
+def test_frames_and_mel_are_the_references(clip, sync_tensors):
+    _, inter = sync_tensors
     ref = REF[clip]
     frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 25)[: int(25 * ref["audio_length"])]
     assert len(frames) == ref["n_sync_video_frames"]
@@ -59,8 +50,8 @@ def test_frames_and_mel_are_the_references(clip, tensors):
 
 
 @pytest.mark.parametrize("clip", CLIPS)
-def test_features_logits_offsets_and_desync_are_the_references(clip, model, tensors, scored):
-    exp, inter = tensors
+def test_features_logits_offsets_and_desync_are_the_references(clip, model, sync_tensors, scored):
+    exp, inter = sync_tensors
     with torch.inference_mode():  # each branch alone, on the reference's own inputs: localises a mismatch
         a = model.audio_features(inter[f"{clip}/sync_mel_input"][:, 0])
     torch.testing.assert_close(a, exp[f"{clip}/sync_audio_features"], atol=2e-3, rtol=0)
@@ -78,9 +69,9 @@ def test_features_logits_offsets_and_desync_are_the_references(clip, model, tens
     assert r["expected_offsets_s"] == pytest.approx(p @ np.linspace(-2, 2, 21), abs=1e-4)
 
 
-def test_video_features_are_the_references(model, tensors):
+def test_video_features_are_the_references(model, sync_tensors):
     """The MotionFormer branch on every segment of the shorter clip (atol 2e-3)."""
-    exp, _ = tensors
+    exp, _ = sync_tensors
     clip = "pub02_orbit"
     frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 25)[: int(25 * REF[clip]["audio_length"])]
     from benchmarks.metrics.desync import video_segments

@@ -9,17 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from benchmarks.metrics.avdecode import DecodeCache, decode_at_rate, load_audio, resize_short_side
 from benchmarks.metrics.desync import TooShort
 from benchmarks.metrics.ib import audio_clip_starts, fbank_clips, normalised_frames, score_clip
 from benchmarks.metrics.weights import WeightsError, load_imagebind
 
-SYNC = Path(__file__).resolve().parents[1] / "data" / "conformance" / "sync"
-CLIPS = ("pub01_bounce", "pub02_orbit")
-EXPECTED = json.loads((SYNC / "expected.json").read_text())
-REF = {c["name"]: c for c in EXPECTED["clips"]}
+from tests.fixtures.sync import CLIPS, EXPECTED, REF, SYNC
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +23,9 @@ def model():
     return load_imagebind(SYNC / "weights")[0]
 
 
-@pytest.fixture(scope="module")
-def tensors():
-    return load_file(SYNC / "expected.safetensors"), load_file(SYNC / "expected_intermediates.safetensors")
-
-
 @pytest.mark.parametrize("clip", CLIPS)
-def test_frames_views_fbank_embeddings_and_score_are_the_references(clip, model, tensors):
-    exp, inter = tensors
+def test_frames_views_fbank_embeddings_and_score_are_the_references(clip, model, sync_tensors):
+    exp, inter = sync_tensors
     ref = REF[clip]
     frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 0.5)[: int(0.5 * ref["audio_length"])]
     assert len(frames) == ref["n_ib_video_frames"]
@@ -54,11 +45,11 @@ def test_frames_views_fbank_embeddings_and_score_are_the_references(clip, model,
     assert r["ib_score"] == pytest.approx(EXPECTED["summary"]["per_clip"][clip]["IB_score"], abs=1e-5)
 
 
-def test_view_embeddings_are_the_references_clip_major(model, tensors):
+def test_view_embeddings_are_the_references_clip_major(model, sync_tensors):
     """Per view (frame pair i, crop c at index 3 i + c), within 1e-4 of the reference's."""
     from benchmarks.metrics.ib import pair_views
 
-    exp, inter = tensors
+    exp, inter = sync_tensors
     clip = "pub01_bounce"
     frames = decode_at_rate(SYNC / "clips" / f"{clip}.mp4", 0.5)[:4]
     with torch.inference_mode():

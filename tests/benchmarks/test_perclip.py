@@ -9,8 +9,8 @@ import pytest
 from avalign.io import read_jsonl
 from benchmarks.metrics.cli import main
 
-SYNC = Path(__file__).resolve().parents[1] / "data" / "conformance" / "sync"
-EXPECTED = json.loads((SYNC / "expected.json").read_text())
+from tests.fixtures.sync import EXPECTED, SYNC
+
 WINDOWS = {c["name"]: c["desync"]["windows"] for c in EXPECTED["clips"]}
 
 
