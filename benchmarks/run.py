@@ -57,8 +57,9 @@ from .summary import print_table, summary_rows, write_summary
 TINY_MODEL = Path("runs/tiny-model")
 #: The demo dataset (tempotokens.data.synthetic.DEMO_DATASET), made on first use; its own folder, so
 #: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it; named
-#: for DEMO_DATASET's motion, so a folder of the earlier step clips is not reused.
-SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt")
+#: for DEMO_DATASET's motion and the writer's version (v2: single-threaded RGB to YUV, so every file is
+#: a function of its frames), so a folder of the earlier step clips, or of the racy writer, is not reused.
+SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt-v2")
 STAGES = ("generate", "score", "metrics", "summarize")
 
 

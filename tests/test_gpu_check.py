@@ -80,6 +80,7 @@ def test_the_dry_run_writes_one_record_per_measurement_without_what_the_gpu_mach
     assert "13 ok, 1 skipped" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 14 s
 def test_no_measurement_starts_once_the_budget_is_spent(tmp_path):
     """One injected slow measurement (the first) outlasts the budget: its group is stopped at the
     budget, and nothing after it starts."""
@@ -147,6 +148,7 @@ print(json.dumps({t: [dists[t], importer.get(t, "?")] for t in sorted(top) if t 
 """
 
 
+@pytest.mark.slow  # 9 s: fresh interpreters
 def test_the_import_path_needs_only_what_the_gpu_machine_has_or_the_carried_wheels():
     done = subprocess.run([sys.executable, "-c", WALK], capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -180,6 +182,7 @@ def test_the_import_path_needs_only_what_the_gpu_machine_has_or_the_carried_whee
     assert {"av", "librosa", "soundfile", "omegaconf"}.isdisjoint(modules)
 
 
+@pytest.mark.slow  # 12 s: a fresh interpreter runs the GPU tests
 def test_the_gpu_tests_run_without_the_packages_the_gpu_machine_lacks():
     from benchmarks.gpu_measure import gpu_test_files
 

@@ -49,7 +49,8 @@ def write_video(
         Sample rate of ``audio`` in Hz (required with ``audio``).
     threads : int or None
         Encoder threads.  The default 1 makes the file a function of its frames alone (x264's
-        threaded encoding decides differently under different load); None lets FFmpeg choose.
+        threaded encoding decides differently under different load); None lets FFmpeg choose.  The
+        RGB to YUV conversion always runs on one thread, for the same reason.
     """
     import av
 
@@ -76,7 +77,11 @@ def write_video(
             audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
             astream = container.add_stream("aac", rate=int(sample_rate), layout="mono" if audio.shape[0] == 1 else "stereo")
         for frame in frames:
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            # converted here, on one thread: swscale's automatic slice threads (PyAV's default) make a
+            # frame's YUV planes differ, now and then, from one process to the next
+            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+                format="yuv420p", threads=1)
+            for packet in vstream.encode(yuv):
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)

@@ -19,6 +19,7 @@ def _records(path: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow  # 9 s: a Ray cluster
 def test_ray_task_that_kills_its_worker_costs_only_its_clip(golden_clips, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("_AVALIGN_CRASH_ON", "c09_two_frames")  # fault injection: that clip's task exits
@@ -32,6 +33,7 @@ def test_ray_task_that_kills_its_worker_costs_only_its_clip(golden_clips, monkey
     assert results["c04_sync_burst_10fps_128x128_3s.mp4"].score == 1.0
 
 
+@pytest.mark.slow  # 8 s: a Ray cluster
 def test_cli_ray_writes_the_local_records_and_resumes(golden_clips, tmp_path, capsys):
     pytest.importorskip("ray")
     clips = [str(golden_clips / f"{n}.mp4") for n in ("c01_sync_bounce_24fps_256x256_4s", "c03_sync_burst_8fps_64x64_2s")]

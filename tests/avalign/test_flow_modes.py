@@ -140,6 +140,7 @@ def test_fast_modes_agree_on_vggsound_like_clips(tmp_path):
         assert np.mean(np.abs(np.subtract(exact, fast))) <= 0.03, mode
 
 
+@pytest.mark.slow  # 7 s: every golden clip in every mode
 def test_fast_modes_rank_the_golden_clips_as_the_exact_scores_do(golden_clips, golden):
     """The agreement the fast modes claim: Spearman rho >= 0.9 against the reference's scores."""
     from scipy.stats import spearmanr

@@ -29,7 +29,8 @@ def ray_results(golden_clips):
                                                        executor="ray")}
 
 
-@pytest.mark.parametrize("mode", ["serial", "parallel", pytest.param("ray", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("mode", ["serial", pytest.param("parallel", marks=pytest.mark.slow),  # 10 s: a process pool
+                                  pytest.param("ray", marks=pytest.mark.slow)])
 def test_matches_golden(mode, request, golden):
     results = request.getfixturevalue(f"{mode}_results")
     assert set(results) == set(golden)

@@ -278,6 +278,7 @@ def test_training_stops_within_the_bound_and_resumes_from_its_checkpoint(tmp_pat
     assert steps == list(range(1, last + 3))  # every step once: kept up to the checkpoint, then resumed
 
 
+@pytest.mark.slow  # 6 s
 @pytest.mark.timeout(120)
 def test_a_signal_ends_a_worker_stuck_in_a_long_task(clip_dir, tmp_path):
     """A worker busy with a task that lasts two minutes (fault injection): the stop does not wait
@@ -300,6 +301,7 @@ def test_a_signal_ends_a_worker_stuck_in_a_long_task(clip_dir, tmp_path):
     assert not [p for p in workers if _alive(p)]
 
 
+@pytest.mark.slow  # 5 s
 @pytest.mark.timeout(60)
 def test_an_inherited_ignored_sigint_stays_ignored_and_sigterm_still_stops(clip_dir, tmp_path):
     """Started with SIGINT ignored (``cmd &`` in a script): a Ctrl-C to the group leaves it running,

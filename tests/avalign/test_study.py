@@ -68,6 +68,7 @@ def test_retiming_and_resizing_are_the_conform_step(synced, tmp_path, capsys):
     assert (tmp_path / "study.jsonl").read_bytes() == before  # resumed: nothing redone
 
 
+@pytest.mark.slow  # 5 s
 def test_study_on_golden_clips_small(golden_clips, tmp_path):
     clips = [str(golden_clips / f"{n}.mp4") for n in ("c01_sync_bounce_24fps_256x256_4s", "c03_sync_burst_8fps_64x64_2s",
                                                       "c04_sync_burst_10fps_128x128_3s")]

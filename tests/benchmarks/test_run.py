@@ -425,6 +425,7 @@ def test_generated_clips_cover_the_span(run):
     assert gen.n_frames / gen.fps == pytest.approx(2.0) and real.n_frames / real.fps == pytest.approx(2.0, abs=0.05)
 
 
+@pytest.mark.slow  # 7 s: a Ray cluster
 def test_the_benchmark_scores_on_ray(tiny_dir, data_root, tmp_path):
     pytest.importorskip("ray")
     args = ["--data-root", str(data_root), "--model", str(tiny_dir), *SMALL, "--methods", "ground_truth,static_frame"]

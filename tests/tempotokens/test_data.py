@@ -191,3 +191,21 @@ def test_jolt_clips_are_aligned_at_the_demo_protocol_and_the_default_is_unchange
     digests = [hashlib.sha1(render_video(label, [0.5, 1.25], 12.0, 24, 32, np.random.default_rng(0)).tobytes())
                .hexdigest()[:16] for label in ("drum hits", "bouncing ball", "hand claps")]
     assert digests == ["76c5a645f294b820", "fb40c35b441e1eb1", "04892c921de3423d"]
+
+
+@pytest.mark.slow  # 11 s: the demo's 120 clips, twice, in two fresh processes (fails with the old writer)
+def test_two_processes_render_the_demo_dataset_byte_for_byte(tmp_path):
+    """The toy's bit-identical rebuild starts here: with swscale's automatic threads (PyAV's default
+    before the writer converted on one thread) 2-4 of the 120 mp4 files had other bytes in every
+    second rendering (measured 2026-12-02), so every trained weight differed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tempotokens.data.synthetic import DEMO_DATASET, make_synthetic; "
+            "make_synthetic(sys.argv[1], **DEMO_DATASET)")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 2 * 120 + 2
+    differ = [str(f) for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
+    assert not differ, differ
