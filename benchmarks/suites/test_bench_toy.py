@@ -3,7 +3,7 @@ generation time per clip with the shipped toy model.
 
 Stages at the recipe's own settings (:class:`tempotokens.toy.ToyRecipe`: batch 4 clips of 24 frames
 at 32x32, CPU): the VAE fit (a batch of 32 frames), the text-to-video backbone (``train.unet: full``,
-text only), the adaptor on the frozen backbone (``frozen``) and with LoRA (``lora``, rank 8).
+text only), the adaptor on the frozen backbone (``frozen``) and with LoRA (``lora``, the recipe's rank, 16).
 Generation: one demo clip (24 frames, 32x32, 10 DPM-Solver++ steps, guidance 5) per mode, with the
 shipped toy model, or while none is shipped a micro build of the same architecture (the same cost).
 """
