@@ -332,6 +332,7 @@ def _records(path: Path) -> list[dict]:
 GOLDEN = json.loads((ROOT / "tests" / "data" / "golden" / "avalign_golden.json").read_text())
 
 
+@pytest.mark.slow  # 14 s: the golden clips scored by a fresh process
 @pytest.mark.timeout(120)
 def test_the_score_quick_start_runs_as_written(scratch):
     (cmd,) = [c for c in HOW if c.startswith("python -m avalign score tests/")]

@@ -165,6 +165,7 @@ def _small_disk(limit_bytes: int):
     return apply
 
 
+@pytest.mark.slow  # 11 s
 @pytest.mark.timeout(300)
 def test_a_full_disk_is_one_line_exit_2_and_the_rerun_loses_and_duplicates_nothing(tmp_path, make_clip):
     folder = tmp_path / "clips"

@@ -58,6 +58,7 @@ def test_table_files(tmp_path):
     assert back[2]["peak_mem_mb"] == "" and back[0]["protocol"] == "12 fps, 32x32 px, 2 s"
 
 
+@pytest.mark.slow  # 14 s: a benchmark run first
 def test_report_from_a_run_reads_records_only(tmp_path, tiny_dir):
     from benchmarks.run import main as bench
     from tempotokens.data.synthetic import make_synthetic

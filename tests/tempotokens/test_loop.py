@@ -100,6 +100,7 @@ def test_adaptor_init_depends_on_the_seed_alone(tiny_dir, synthetic_root, tmp_pa
     assert not all(torch.equal(states[0][k], v) for k, v in other.accelerator.unwrap_model(other.adaptor).state_dict().items())
 
 
+@pytest.mark.slow  # 5 s
 def test_resume_equals_straight_when_the_first_run_writes_the_model(synthetic_root, tmp_path):
     from tempotokens.training.loop import train
 
