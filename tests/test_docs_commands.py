@@ -350,6 +350,7 @@ def test_the_variants_command_lists_every_variant(scratch):
     assert [re.match(r"[\w.-]+", line).group() for line in done.stdout.splitlines()] == list(VARIANTS)
 
 
+@pytest.mark.slow  # 4 s: a fresh process
 @pytest.mark.timeout(120)
 def test_the_job_array_example_scores_its_shard(scratch):
     """Shard 3 of 100 of the 12 golden clips is the 4th clip in sorted order, and only it."""

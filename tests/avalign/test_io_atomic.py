@@ -60,6 +60,7 @@ def test_an_interrupted_build_leaves_nothing_and_the_next_one_builds(tmp_path):
     build_once(final, lambda tmp: pytest.fail("built twice"))  # it exists: nothing is redone
 
 
+@pytest.mark.slow  # 4 s: two processes
 @pytest.mark.timeout(60)
 def test_a_second_builder_waits_for_the_first_and_uses_its_folder(tmp_path):
     final = tmp_path / "data"

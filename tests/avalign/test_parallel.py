@@ -75,6 +75,7 @@ def test_record_round_trip_and_torn_line(tmp_path, golden_clips):
     assert np.isfinite(back["score"])
 
 
+@pytest.mark.slow  # 4 s: a fresh interpreter
 @pytest.mark.timeout(300)
 def test_a_script_without_a_main_guard_falls_back_to_one_worker(tmp_path, golden_clips):
     script = tmp_path / "score_them.py"

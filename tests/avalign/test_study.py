@@ -103,6 +103,7 @@ def test_a_bad_condition_is_one_line_naming_its_flag_before_anything_is_written(
     assert not out.exists()
 
 
+@pytest.mark.slow  # 3 s: every condition on the golden clips
 def test_every_condition_keeps_the_rest_of_the_base_protocol(golden_clips, tmp_path, monkeypatch):
     """--fps/--size/--duration/--flow set the base protocol (a benchmark run's, reproduced): the
     unchanged rows, each condition and the re-encoded clips are scored under it with one part changed.
