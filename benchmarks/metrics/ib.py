@@ -71,7 +71,7 @@ def fbank_clips(audio: np.ndarray, sr: int) -> torch.Tensor:
     """``(C, N)`` at ``sr`` -> ``(3, 1, 128, 204)`` normalised Kaldi fbanks of three 2 s clips."""
     import torchaudio
 
-    wave = torch.from_numpy(np.ascontiguousarray(audio)).float()
+    wave = torch.tensor(audio, dtype=torch.float32)  # a copy: the in-place subtraction must not reach the shared cache
     if sr != SAMPLE_RATE:
         wave = torchaudio.functional.resample(wave, sr, SAMPLE_RATE)
     duration = wave.shape[1] / SAMPLE_RATE
