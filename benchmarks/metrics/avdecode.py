@@ -28,6 +28,11 @@ class DecodeError(ValueError):
     """A clip that cannot be decoded, or is too short for what was asked (one line naming it)."""
 
 
+def _reason(exc: BaseException) -> str:
+    """An FFmpeg/libsndfile error as one short line."""
+    return " ".join(str(exc).split())[:120]
+
+
 def _round_half_away(x: float) -> int:
     return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
 
@@ -66,7 +71,7 @@ def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise DecodeError(f"{path}: cannot open ({' '.join(str(exc).split())[:120]})") from None
+        raise DecodeError(f"{path}: cannot open ({_reason(exc)})") from None
     frames: list[np.ndarray] = []
     with container:
         if not container.streams.video:
@@ -96,7 +101,7 @@ def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
             graph.push(None)
             drain()
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"{path}: decoding failed ({' '.join(str(exc).split())[:120]})") from None
+            raise DecodeError(f"{path}: decoding failed ({_reason(exc)})") from None
     if not frames:
         raise DecodeError(f"{path}: no video frames")
     return np.stack(frames)
@@ -118,7 +123,7 @@ def decode_native(path: str | os.PathLike) -> tuple[np.ndarray, list[float]]:
                 frames.append(frame.to_ndarray(format="rgb24"))
                 times.append(float(frame.pts * stream.time_base) if frame.pts is not None else len(times))
     except av.error.FFmpegError as exc:
-        raise DecodeError(f"{path}: decoding failed ({' '.join(str(exc).split())[:120]})") from None
+        raise DecodeError(f"{path}: decoding failed ({_reason(exc)})") from None
     if not frames:
         raise DecodeError(f"{path}: no video frames")
     return np.stack(frames), times
@@ -160,7 +165,7 @@ def load_audio(video: str | os.PathLike) -> tuple[np.ndarray, int]:
         try:
             data, sr = sf.read(str(wav), dtype="float32", always_2d=True)
         except (RuntimeError, sf.LibsndfileError) as exc:
-            raise DecodeError(f"{wav}: cannot read ({' '.join(str(exc).split())[:120]})") from None
+            raise DecodeError(f"{wav}: cannot read ({_reason(exc)})") from None
         return np.ascontiguousarray(data.T), int(sr)
     import av
 
@@ -173,7 +178,7 @@ def load_audio(video: str | os.PathLike) -> tuple[np.ndarray, int]:
             sr = stream.codec_context.sample_rate
             layout_planar = stream.codec_context.format.is_planar
     except av.error.FFmpegError as exc:
-        raise DecodeError(f"{video}: cannot read its audio ({' '.join(str(exc).split())[:120]})") from None
+        raise DecodeError(f"{video}: cannot read its audio ({_reason(exc)})") from None
     if not chunks:
         raise DecodeError(f"{video}: empty audio stream")
     data = np.concatenate(chunks, axis=1) if layout_planar else np.concatenate(

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .avdecode import DecodeCache, DecodeError, long_side_crops, resize_short_side
-from .desync import TooShort
+from .desync import TooShort, clip_duration
 from .imagebind import ImageBind
 
 FPS = 0.5
@@ -48,10 +48,15 @@ LINEAGES = {
 }
 
 
+def _clip_normalise(x: torch.Tensor) -> torch.Tensor:
+    """``(T, 3, h, w)`` in [0, 1] -> CLIP's per-channel normalisation."""
+    return (x - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+
+
 def normalised_frames(frames: np.ndarray) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(T, 3, h, w)``: short side 224, /255, CLIP's normalisation."""
     x = resize_short_side(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2), 224).float() / 255.0
-    return (x - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+    return _clip_normalise(x)
 
 
 def pair_views(x: torch.Tensor, pairs: list[tuple[int, int]]) -> torch.Tensor:
@@ -103,10 +108,9 @@ def javisbench_views(cache: DecodeCache, duration_s: float, clips: int = 5) -> t
         pairs.append((inside[0], inside[-1]))
     used = sorted({k for p in pairs for k in p})
     x = torch.from_numpy(frames[used]).permute(0, 3, 1, 2).float() / 255.0
-    h, w = x.shape[-2:]
+    h, w = x.shape[-2:]  # ShortSideScale's own size rule: floor((long / short) * 224)
     size = (224, int(math.floor(w / h * 224))) if h <= w else (int(math.floor(h / w * 224)), 224)
-    x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    x = (x - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+    x = _clip_normalise(torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False))
     where = {k: i for i, k in enumerate(used)}
     return pair_views(x, [(where[i], where[j]) for i, j in pairs])
 
@@ -117,7 +121,7 @@ def score_clip(model: ImageBind, cache: DecodeCache, duration_s: float | None = 
 
     Raises :class:`~benchmarks.metrics.desync.TooShort` or :class:`~benchmarks.metrics.avdecode.DecodeError`."""
     audio, sr = cache.audio()
-    length = min(len(cache.frames(25)) / 25, audio.shape[1] / sr) if duration_s is None else float(duration_s)
+    length = clip_duration(cache) if duration_s is None else float(duration_s)
     if lineage == "avbench":
         frames = cache.frames(FPS)
         n = int(FPS * length)

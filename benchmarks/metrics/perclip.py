@@ -25,12 +25,11 @@ from pathlib import Path
 
 from avalign.flags import HelpFormatter, UsageError
 from avalign.io import JsonlWriter, read_jsonl, write_json_atomic
-from avalign.io.files import VIDEO_EXTENSIONS, is_partial
 from avalign.io.lock import lock_output
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from avalign.stats import bootstrap_ci
 
-#: metric -> (record value key, lineages, the weight loader's name, direction)
+#: metric -> (record value key, lineages, direction)
 METRICS = {"desync": ("desync", ("avbench", "synchformer"), "lower"),
            "ib": ("ib_score", ("avbench", "javisbench"), "higher")}
 
@@ -61,13 +60,17 @@ def add_parsers(sub) -> None:
 
 def expand(paths) -> list[Path]:
     """Videos of the given files and folders (folders: their videos, sorted); raises UsageError."""
+    from avalign.io import MediaError
+
+    from .videos import list_videos
+
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(v for v in p.iterdir() if v.suffix.lower() in VIDEO_EXTENSIONS and not is_partial(v))
-            if not found:
-                raise UsageError(f"{p}: holds no video ({', '.join(VIDEO_EXTENSIONS)})")
-            out += found
+            try:
+                out += list_videos(p)
+            except MediaError as exc:
+                raise UsageError(str(exc)) from None
         elif p.is_file():
             out.append(p)
         else:
