@@ -59,7 +59,7 @@ TINY_MODEL = Path("runs/tiny-model")
 #: the 12-clip training set of configs/tiny.yaml (runs/data/synthetic) is never mistaken for it; named
 #: for DEMO_DATASET's motion and the writer's version (v2: single-threaded RGB to YUV, so every file is
 #: a function of its frames), so a folder of the earlier step clips, or of the racy writer, is not reused.
-SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt-v2")
+SYNTHETIC_ROOT = Path("runs/data/synthetic-demo-jolt-v3")
 STAGES = ("generate", "score", "metrics", "summarize")
 
 

@@ -401,7 +401,7 @@ def test_the_benchmark_commands_run_in_the_order_the_docs_give_them(scratch):
     small synthetic demo set where the runner looks for it."""
     from tempotokens.data.synthetic import make_synthetic
 
-    make_synthetic(scratch / "runs" / "data" / "synthetic-demo-jolt-v2", num_clips=10, seed=0, duration_s=2.0, size=32)
+    make_synthetic(scratch / "runs" / "data" / "synthetic-demo-jolt-v3", num_clips=10, seed=0, duration_s=2.0, size=32)
     for line in _make_recipe("demo"):
         done = _run(_argv(line, "make"), scratch)
         assert done.returncode == 0, (line, done.stderr[-2000:])

@@ -36,7 +36,10 @@ def test_frames_views_fbank_embeddings_and_score_are_the_references(clip, model,
     torch.testing.assert_close(x[0, :, :, left:left + 224], inter[f"{clip}/ib_video_input_crop1_frame0"],
                                atol=1e-6, rtol=0)
     audio, sr = load_audio(SYNC / "clips" / f"{clip}.mp4")
-    torch.testing.assert_close(fbank_clips(audio, sr), inter[f"{clip}/ib_audio_fbank_input"], atol=1e-5, rtol=0)
+    # 1e-4: with today's wheels the float32 fbanks land up to 5.2e-5 from the reference's, on values
+    # of order 1 (CI and this machine, 2026-12-03); Povey's or Hamming's window instead of Hann is
+    # off by 0.56 or more, another mel range or normalisation by more than 1
+    torch.testing.assert_close(fbank_clips(audio, sr), inter[f"{clip}/ib_audio_fbank_input"], atol=1e-4, rtol=0)
     with torch.inference_mode():
         a = model.embed_audio(inter[f"{clip}/ib_audio_fbank_input"])
     torch.testing.assert_close(a, exp[f"{clip}/ib_audio_clip_embeddings"], atol=1e-4, rtol=0)
