@@ -5,6 +5,7 @@ Every file of a run folder is made of these, one JSON object per record:
 * :class:`GenerationRecord` (``generate-<rank>.jsonl``): a method's clip, or why it has none;
 * :class:`ScoreRecord` (``records.jsonl``): a clip's AV-Align, under the run's protocol;
 * :class:`MetricRecord` (``metrics.jsonl``): a method's FVD, IS or CLIPSIM;
+* :class:`SyncRecord` (``sync.jsonl``): a clip's DeSync or IB-score, or why it has none;
 * :class:`LoadProfile` and :class:`ClipProfile` (``profiles-<rank>.jsonl``): where a generating
   method's time (and GPU memory) went;
 * :class:`SummaryRow` (``summary.csv``): one row per method; its fields are the CSV's columns.
@@ -112,6 +113,30 @@ class MetricRecord(Record):
 
 
 @dataclass(frozen=True)
+class SyncRecord(Record):
+    """One line of ``sync.jsonl``: one clip's DeSync or IB-score (:mod:`benchmarks.metrics.syncstage`)."""
+
+    FILE: ClassVar[str] = "sync.jsonl"
+    method: str  #: the method's name
+    clip_id: str  #: the dataset's id of the test clip
+    attempt: str | None  #: the generation attempt scored (a regenerated clip is rescored)
+    role: str  #: compared, ceiling, chance or floor
+    metric: str  #: desync or ib
+    lineage: str  #: the metric's published computation (desync: avbench, synchformer; ib: avbench, javisbench)
+    short: str  #: the short-clip policy: error (not_applicable) or pad (JavisBench's repetition)
+    duration_s: float | None  #: the clip length L scored, s (the run's span; None: each clip's own)
+    weights_sha256: str  #: digest of the weight file
+    status: str  #: ok, not_applicable (shorter than the lineage needs) or error
+    value: float | None = None  #: desync: mean abs offset, s (lower is better); ib: cosine in [-1, 1] (higher)
+    error: str | None = None  #: why there is no value (one line)
+    offsets_s: list | None = None  #: desync: each window's signed offset, s (positive: audio earlier)
+    expected_offsets_s: list | None = None  #: desync: each window's softmax-expected offset, s
+    logits: list | None = None  #: desync: each window's 21 offset logits
+    n_views: int | None = None  #: ib: video views averaged
+    padded: bool | None = None  #: scored from a padded clip (``short=pad``)
+
+
+@dataclass(frozen=True)
 class ProfileKey(Record):
     """What every line of ``profiles-<rank>.jsonl`` shares."""
 
@@ -169,6 +194,20 @@ class SummaryRow(Record):
     clipsim_ci_low: float | None = None  #: its 95% bootstrap CI, low
     clipsim_ci_high: float | None = None  #: its 95% bootstrap CI, high
     clipsim_n: int | None = None  #: clips
+    desync: float | None = None  #: mean DeSync of the clips it applies to, s (lower is better)
+    desync_ci_low: float | None = None  #: its 95% bootstrap CI, low
+    desync_ci_high: float | None = None  #: its 95% bootstrap CI, high
+    desync_n: int | None = None  #: clips scored
+    desync_na: int | None = None  #: clips it does not apply to (shorter than its lineage needs)
+    desync_lineage: str | None = None  #: its lineage, short-clip policy and clip length
+    desync_note: str | None = None  #: why clips are not applicable (the table's footnote)
+    ib: float | None = None  #: mean IB-score, cosine in [-1, 1] (higher is better)
+    ib_ci_low: float | None = None  #: its 95% bootstrap CI, low
+    ib_ci_high: float | None = None  #: its 95% bootstrap CI, high
+    ib_n: int | None = None  #: clips scored
+    ib_na: int | None = None  #: clips it does not apply to
+    ib_lineage: str | None = None  #: its lineage, short-clip policy and clip length
+    ib_note: str | None = None  #: why clips are not applicable (the table's footnote)
     reference: str | None = None  #: the method the paired deltas are taken against
     n_paired: int | None = None  #: clips scored by both
     delta: float | None = None  #: mean paired AV-Align difference to the reference
@@ -199,4 +238,4 @@ class SummaryRow(Record):
         return tuple(cls.RENAMES.get(n, n) for n in super().columns())
 
 
-RECORDS = (GenerationRecord, ScoreRecord, MetricRecord, LoadProfile, ClipProfile, SummaryRow)
+RECORDS = (GenerationRecord, ScoreRecord, MetricRecord, SyncRecord, LoadProfile, ClipProfile, SummaryRow)

@@ -11,7 +11,9 @@ Stages, each resumable and reading only the files the previous stage wrote (``RU
    span, for every method alike), in parallel worker processes, into ``records.jsonl``.
 2b. **metrics** (:mod:`benchmarks.metrics.stage`, with ``--metrics fvd,is,clipsim --weights DIR``): FVD
    against the ground-truth clips of the same test clips, IS and CLIPSIM, under the same protocol,
-   into ``metrics.jsonl``.
+   into ``metrics.jsonl``; with ``--metrics desync,ib`` (:mod:`benchmarks.metrics.syncstage`) DeSync
+   and IB-score of every clip at the run's span, into ``sync.jsonl`` (a clip shorter than a
+   lineage needs is ``not_applicable``: "—" and a footnote, not a failure).
 3. **summarize** (:mod:`benchmarks.summary`): ``summary.csv`` (one row per method, with paired deltas
    against a reference method) and ``env.json``.
 
@@ -100,11 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-method", default=None, metavar="M",
                    help="method the paired deltas are taken against (default: text_to_video when it runs)")
     p.add_argument("--metrics", default="av_align", metavar="LIST",
-                   help="comma-separated: av_align, fvd, is, clipsim (fvd/is/clipsim need --weights)")
+                   help="comma-separated: av_align, fvd, is, clipsim, desync, ib (all but av_align need --weights)")
     p.add_argument("--weights", metavar="DIR", help="folder with the metric weight files (docs: Video-quality metrics, Weights)")
     p.add_argument("--lineage", default="styleganv", choices=("styleganv", "videogpt"),
                    help="FVD's published computation (docs: Video-quality metrics)")
     p.add_argument("--metric-frames", type=int, default=16, metavar="N", help="frames per clip fed to FVD")
+    p.add_argument("--desync-lineage", default="avbench", choices=("avbench", "synchformer"),
+                   help="DeSync's published computation (docs: Sync metrics)")
+    p.add_argument("--ib-lineage", default="avbench", choices=("avbench", "javisbench"),
+                   help="IB-score's published computation (docs: Sync metrics)")
+    p.add_argument("--short", default="error", choices=("error", "pad"),
+                   help="DeSync / IB-score of a clip shorter than the lineage needs: not applicable (a dash "
+                        "and a footnote), or scored padded as JavisBench pads")
     p.add_argument("--clipsim-template", default="{label}", metavar="TEXT", help="text each clip's dataset label is put through")
     p.add_argument("--retry-errors", action="store_true", help="regenerate and rescore clips whose record is an error")
     p.add_argument("--study", action="store_true",
@@ -242,11 +251,23 @@ def default_reference(requested: str | None, methods: Sequence[str]) -> str | No
     return requested or baselines_default_reference(methods)
 
 
+def sync_lineages(args: argparse.Namespace) -> dict[str, str]:
+    return {"desync": args.desync_lineage, "ib": args.ib_lineage}
+
+
+def sync_settings(args: argparse.Namespace, protocol: Protocol) -> dict[str, dict]:
+    """``{metric: {lineage, short, duration_s}}`` of the sync metrics in ``--metrics``: the records
+    the summary's DeSync and IB columns are made of."""
+    return {m: {"lineage": sync_lineages(args)[m], "short": args.short, "duration_s": protocol.duration_s}
+            for m in args.metric_names if m in ("desync", "ib")}
+
+
 def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
-                    reference: str | None) -> list[dict]:
+                    reference: str | None, sync_settings: dict | None = None) -> list[dict]:
     """``summary.csv`` over every method of the folder (those of this call first); a method's clips
     that have no AV-Align record (``--metrics`` without av_align) count as unscored."""
     from .metrics.stage import latest_metrics
+    from .metrics.syncstage import latest_sync
 
     generated = latest(read_all(run_dir, "generate-*.jsonl"))
     scored = latest(read_jsonl(run_dir / "records.jsonl"))
@@ -255,7 +276,8 @@ def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protoc
     profiles = read_all(run_dir, "profiles-*.jsonl")
     rows = summary_rows(dataset, records, profiles, order, protocol=protocol.label, variant=variant,
                         reference=default_reference(reference, [r["method"] for r in records]),
-                        metrics=latest_metrics(run_dir), generated=generated)
+                        metrics=latest_metrics(run_dir), generated=generated, sync=latest_sync(run_dir),
+                        sync_settings=sync_settings)
     write_summary(run_dir / "summary.csv", rows)
     return rows
 
@@ -313,7 +335,12 @@ def prepare(args: argparse.Namespace, rank: int):
         raise UsageError("--study scores the ground-truth clips with AV-Align: it needs the score stage in --stages "
                          "and av_align in --metrics")
     check(args.weights, [{"fvd": args.lineage, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
-                         if m != "av_align"])
+                         if m in ("fvd", "is", "clipsim")])
+    from .metrics.perclip import load as load_sync_model
+
+    for m in args.metric_names:  # loaded once: the sync stage scores with these very models
+        if m in ("desync", "ib"):
+            load_sync_model(m, args.weights)
     if "fvd" in args.metric_names and args.metric_frames < 10:
         raise UsageError(f"--metric-frames must be at least 10 (I3D's temporal pooling), got {args.metric_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -402,18 +429,25 @@ def _stages(args, rank, world, settings, run_dir, stages, methods, names, refere
     if "metrics" in stages:
         from .metrics.stage import stage_metrics
 
-        stage_metrics(run_dir, latest(read_all(run_dir, "generate-*.jsonl")), clips, protocol, args.metric_names,
+        from .metrics.syncstage import stage_sync
+
+        generated = latest(read_all(run_dir, "generate-*.jsonl"))
+        stage_metrics(run_dir, generated, clips, protocol, args.metric_names,
                       args.weights, fvd_lineage=args.lineage, num_frames=args.metric_frames,
                       template=args.clipsim_template, device=settings.device)
+        stage_sync(run_dir, generated, args.metric_names, args.weights, duration_s=protocol.duration_s,
+                   lineages=sync_lineages(args), short=args.short, device=settings.device,
+                   retry_errors=args.retry_errors)
     if args.study:
         stage_study(run_dir, protocol, args.variant, args.workers, args.executor)
     if "summarize" in stages:
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
-                               reference=reference)
+                               reference=reference, sync_settings=sync_settings(args, protocol))
         write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
                             "protocol": protocol.to_record(), "protocol_label": protocol.label,
                             "variant": args.variant, "reference_method": rows[0]["reference"] if rows else None,
                             "metrics": args.metric_names, "lineage": args.lineage,
+                            "desync_lineage": args.desync_lineage, "ib_lineage": args.ib_lineage, "short": args.short,
                             "metric_frames": args.metric_frames, "clipsim_template": args.clipsim_template,
                             "methods": [r["method"] for r in rows], "methods_run_last": names,
                             "world_size": world, "args": vars(args)})

@@ -6,6 +6,9 @@ undefined clips), every row is also compared with a reference method *on the cli
 95% paired bootstrap interval.  The video-quality metrics (``--metrics fvd,is,clipsim``) come from
 ``metrics.jsonl``: ``fvd`` (with ``fvd_n`` clips per side and ``fvd_lineage``), ``is`` and ``is_std``,
 ``clipsim`` and its interval; a metric not run, or run on clips since regenerated, is empty ("—").
+DeSync and IB-score (``--metrics desync,ib``) come from ``sync.jsonl``
+(:func:`benchmarks.metrics.syncstage.sync_columns`): the mean and CI over the clips they apply to,
+with the count of clips too short for the lineage (``*_na``) and the reason (``*_note``).
 Resource figures are those of generating methods only (None, shown
 as "—", for rows that copy real clips).
 """
@@ -69,9 +72,14 @@ def metric_columns(method: str, metrics: dict | None, generated: dict | None) ->
 
 def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict], order: Sequence[str], *,
                  protocol: str, variant: str, reference: str | None, metrics: dict | None = None,
-                 generated: dict | None = None) -> list[dict[str, Any]]:
+                 generated: dict | None = None, sync: dict | None = None,
+                 sync_settings: dict | None = None) -> list[dict[str, Any]]:
     """One row per method (in ``order``, then any other method found), from the latest record of
-    each clip, the methods' ``load`` profiles and the newest video-quality metric records."""
+    each clip, the methods' ``load`` profiles, the newest video-quality metric records and the
+    per-clip DeSync / IB records ``sync`` scored with ``sync_settings`` (``{metric: {lineage, short,
+    duration_s}}``)."""
+    from .metrics.syncstage import sync_columns
+
     methods = list(dict.fromkeys([m for m in order if any(r["method"] == m for r in records)] +
                                  [r["method"] for r in records]))
     ref_scores = clip_scores(records, reference) if reference in methods else None
@@ -85,6 +93,7 @@ def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict]
             "av_align": s.mean,
             "av_align_ci_low": s.ci_low, "av_align_ci_high": s.ci_high, "reference": reference if ref_scores is not None
             else None, "device": mine[0]["device"], **metric_columns(m, metrics, generated),
+            **sync_columns(m, sync or {}, generated, sync_settings or {}),
         }
         if ref_scores is not None and m != reference:
             row["n_paired"], row["delta"], row["delta_ci_low"], row["delta_ci_high"] = paired_delta(
@@ -142,7 +151,9 @@ def print_table(rows: Sequence[dict]) -> None:
         print(f"protocol: {rows[0]['protocol']}; AV-Align variant: {rows[0]['variant']}; "
               f"reference: {rows[0]['reference'] or '—'}")
     quality = [k for k in ("fvd", "is", "clipsim") if any(r.get(k) is not None for r in rows)]
-    heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑"}
+    quality += [k for k in ("desync", "ib") if any(r.get(f"{k}_lineage") for r in rows)]
+    heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑", "desync": "DeSync↓", "ib": "IB↑"}
+    notes = sync_notes(rows)
     print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align↑':>10}{'95% CI':>15}{'delta':>9}"
           f"{'paired 95% CI':>18}" + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
     for r in rows:
@@ -151,7 +162,39 @@ def print_table(rows: Sequence[dict]) -> None:
                f"{r['delta_ci_low']:+.3f}..{r['delta_ci_high']:+.3f}" + ("†" if significant(r) else " "))
         print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
               f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{dci:>18}"
-              + "".join(f"{num(r.get(k), '.4g'):>10}" for k in quality)
+              + "".join(f"{num(r.get(k), '.4g') + notes.get((r['method'], k), ' '):>10}" for k in quality)
               + f"{num(r['s_per_clip_p50'], '.2f'):>8}{num(r['peak_mem_mb'], '.0f'):>9}")
     if any(significant(r) for r in rows):
         print("†: the paired 95% CI of the delta to the reference excludes 0")
+    for k in ("desync", "ib"):
+        lineage = next((r[f"{k}_lineage"] for r in rows if r.get(f"{k}_lineage")), None)
+        if lineage:
+            print(f"{heads[k]}: {SYNC_NAMES[k]} [{lineage}] (mean over the clips it applies to)")
+    for mark, text in sync_footnotes(rows):
+        print(f"{mark} {text}")
+
+
+SYNC_NAMES = {"desync": "DeSync", "ib": "IB-score"}
+
+
+def _footnote(row: dict, metric: str) -> str | None:
+    note = row.get(f"{metric}_note")
+    return f"{SYNC_NAMES[metric]} not applicable ({row.get(f'{metric}_lineage')}): {note}" if note else None
+
+
+def sync_footnotes(rows: Sequence[dict]) -> list[tuple[str, str]]:
+    """``[(mark, text)]``: one footnote per distinct reason a sync cell has clips it does not apply
+    to (marks ``*``, ``**``, ...), in first-seen order."""
+    seen: dict[str, str] = {}
+    for r in rows:
+        for k in SYNC_NAMES:
+            text = _footnote(r, k)
+            if text:
+                seen.setdefault(text, "*" * (len(seen) + 1))
+    return [(mark, text) for text, mark in seen.items()]
+
+
+def sync_notes(rows: Sequence[dict]) -> dict[tuple[str, str], str]:
+    """``{(method, metric): mark}`` for the cells :func:`sync_footnotes` explains."""
+    marks = {text: mark for mark, text in sync_footnotes(rows)}
+    return {(r["method"], k): marks[_footnote(r, k)] for r in rows for k in SYNC_NAMES if _footnote(r, k)}

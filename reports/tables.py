@@ -4,7 +4,9 @@ One table per (dataset, protocol, AV-Align variant): rows of a table are always 
 and its header says how.  "Best" (bold) is judged among the rows whose role is ``compared``; the
 other roles (``ceiling``, ``chance``, ``floor``, declared by each method in ``baselines/``) show the
 metric's range and are never bold.  A delta whose 95% paired interval excludes 0 is marked with a
-dagger.  Figures a row does not have (resources of methods that generate nothing) read "—".
+dagger.  Figures a row does not have (resources of methods that generate nothing) read "—".  A DeSync
+or IB-score cell whose clips are shorter than the metric's lineage needs reads "—" with a footnote
+mark (``*``, ``**``, ...); the footnote under the table names the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.io import atomic_path, write_text_atomic
-from benchmarks.summary import significant
+from benchmarks.summary import significant, sync_footnotes, sync_notes
 
 DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
@@ -31,6 +33,8 @@ COLUMNS = (
     ("fvd_n", "FVD n", None),
     ("is", "IS ↑", "max"),
     ("clipsim", "CLIPSIM ↑", "max"),
+    ("desync", "DeSync ↓", "min"),
+    ("ib", "IB ↑", "max"),
     ("n_paired", "n paired", None),
     ("delta", "Δ vs ref.", "max"),
     ("delta_ci", "Δ 95% CI", None),
@@ -43,7 +47,8 @@ COLUMNS = (
     ("device", "device", None),
 )
 NUMERIC = ("n", "n_undefined", "n_error", "n_scored", "av_align", "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n",
-           "is", "is_std", "is_n", "clipsim", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "n_paired", "delta",
+           "is", "is_std", "is_n", "clipsim", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "desync", "desync_ci_low",
+           "desync_ci_high", "desync_n", "desync_na", "ib", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na", "n_paired", "delta",
            "delta_ci_low", "delta_ci_high", "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50",
            "s_per_clip_p90", "frames_per_s", "clips_per_hour")
 
@@ -67,7 +72,13 @@ def groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys((r["dataset"], r["protocol"], r["variant"]) for r in rows))
 
 
-def _fmt(key: str, row: dict) -> str:
+def _fmt(key: str, row: dict, marks: dict | None = None) -> str:
+    if key in ("desync", "ib"):
+        mark = (marks or {}).get((row["method"], key), "")
+        value = row.get(key, math.nan)
+        if isinstance(value, str) or math.isnan(value):
+            return DASH + mark
+        return f"{value:.3f} ({row[f'{key}_ci_low']:.3f} to {row[f'{key}_ci_high']:.3f}){mark}"
     if key in ("av_align_ci", "delta_ci"):
         lo, hi = row[f"{key[:-3]}_ci_low"], row[f"{key[:-3]}_ci_high"]
         sign = "+" if key == "delta_ci" else ""
@@ -94,6 +105,11 @@ def _fmt(key: str, row: dict) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
+def shown_columns(rows: Sequence[dict]) -> tuple:
+    """:data:`COLUMNS`, less DeSync and IB-score when no row was scored with them (``*_lineage``)."""
+    return tuple(c for c in COLUMNS if c[0] not in ("desync", "ib") or any(r.get(f"{c[0]}_lineage") for r in rows))
+
+
 def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
     """(row index, column) of the best value per table and judged column, among compared rows."""
     best = set()
@@ -117,7 +133,12 @@ def caption(group: tuple[str, str, str], rows: Sequence[dict]) -> str:
     ref = f"; Δ: paired difference to {', '.join(sorted(refs))} (95% paired bootstrap; † excludes 0)" if refs else ""
     fvds = {r.get("fvd_lineage") or "" for r in mine} - {""}
     fvd = f"; FVD: {', '.join(sorted(fvds))} vs the same clips' ground truth" if fvds else ""
-    return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}{fvd}"
+    sync = ""
+    for key, name in (("desync", "DeSync (s)"), ("ib", "IB-score (cosine)")):
+        lineages = {r.get(f"{key}_lineage") or "" for r in mine} - {""}
+        if lineages:
+            sync += f"; {name}: {', '.join(sorted(lineages))}"
+    return f"{dataset} — protocol: {protocol}; AV-Align variant: {variant}{ref}{fvd}{sync}"
 
 
 def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
@@ -129,20 +150,27 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         keys = ["dataset", "protocol", "variant", "reference"] + [k for k, _, _ in COLUMNS if not k.endswith("_ci")] + \
                ["av_align_ci_low", "av_align_ci_high", "is_std", "is_n", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n",
-                "fvd_lineage", "delta_ci_low", "delta_ci_high", "frames_per_s"]
+                "fvd_lineage", "desync_ci_low", "desync_ci_high", "desync_n", "desync_na", "desync_lineage",
+                "desync_note", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na", "ib_lineage", "ib_note", "delta_ci_low",
+                "delta_ci_high", "frames_per_s"]
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows)
 
     md = []
+    marks = sync_notes(rows)
+    shown = shown_columns(rows)
     for group in groups(rows):
-        md += [f"**{caption(group, rows)}**", "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-               "|" + "|".join("---" if k in ("method", "role", "device") else "---:" for k, _, _ in COLUMNS) + "|"]
+        md += [f"**{caption(group, rows)}**", "", "| " + " | ".join(h for _, h, _ in shown) + " |",
+               "|" + "|".join("---" if k in ("method", "role", "device") else "---:" for k, _, _ in shown) + "|"]
         for i, r in enumerate(rows):
             if (r["dataset"], r["protocol"], r["variant"]) == group:
-                cells = [f"**{_fmt(k, r)}**" if (i, k) in bold else _fmt(k, r) for k, _, _ in COLUMNS]
+                cells = [_fmt(k, r, marks).replace("*", "\\*") for k, _, _ in shown]  # a mark, not emphasis
+                cells = [f"**{c}**" if (i, k) in bold else c for c, (k, _, _) in zip(cells, shown)]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
+    notes = sync_footnotes(rows)
+    md += [f"{mark.replace('*', chr(92) + '*')} {text}  " for mark, text in notes] + ([""] if notes else [])
     write_text_atomic(paths["md"], "\n".join(md))
 
     def tex(s: str) -> str:
@@ -150,14 +178,16 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
                 .replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("±", r"$\pm$")
                 .replace(DASH, "---"))
 
-    lines = [r"\begin{tabular}{ll" + "r" * (len(COLUMNS) - 3) + "l}", r"\toprule",
-             " & ".join(tex(h) for _, h, _ in COLUMNS) + r" \\"]
+    lines = [r"\begin{tabular}{ll" + "r" * (len(shown) - 3) + "l}", r"\toprule",
+             " & ".join(tex(h) for _, h, _ in shown) + r" \\"]
     for group in groups(rows):
-        lines += [r"\midrule", rf"\multicolumn{{{len(COLUMNS)}}}{{l}}{{\textit{{{tex(caption(group, rows))}}}}} \\"]
+        lines += [r"\midrule", rf"\multicolumn{{{len(shown)}}}{{l}}{{\textit{{{tex(caption(group, rows))}}}}} \\"]
         for i, r in enumerate(rows):
             if (r["dataset"], r["protocol"], r["variant"]) == group:
-                cells = [rf"\textbf{{{tex(_fmt(k, r))}}}" if (i, k) in bold else tex(_fmt(k, r)) for k, _, _ in COLUMNS]
+                cells = [rf"\textbf{{{tex(_fmt(k, r, marks))}}}" if (i, k) in bold else tex(_fmt(k, r, marks))
+                         for k, _, _ in shown]
                 lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
+    lines += [rf"\par\noindent {tex(mark)} {tex(text)}" for mark, text in notes] + ([""] if notes else [])
     write_text_atomic(paths["tex"], "\n".join(lines))
     return paths

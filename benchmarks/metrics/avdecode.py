@@ -153,12 +153,14 @@ def long_side_crops(h: int, w: int, size: int) -> list[tuple[int, int]]:
     return [(0, o) if w >= h else (o, 0) for o in offsets]
 
 
-def load_audio(video: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """``(channels, samples)`` float32 and the sample rate: ``X.wav`` beside ``X.mp4`` (read as
-    torchaudio reads it: int16 / 32768), else the mp4's first audio stream.  Raises
-    :class:`DecodeError` when there is neither."""
+def load_audio(video: str | os.PathLike, audio: str | os.PathLike | None = None) -> tuple[np.ndarray, int]:
+    """``(channels, samples)`` float32 and the sample rate: ``audio`` when given (a wav), else ``X.wav``
+    beside ``X.mp4`` (read as torchaudio reads it: int16 / 32768), else the mp4's first audio stream.
+    Raises :class:`DecodeError` when there is none, or the given file is missing."""
     video = Path(video)
-    wav = video.with_suffix(".wav")
+    wav = Path(audio) if audio is not None else video.with_suffix(".wav")
+    if audio is not None and not wav.is_file():
+        raise DecodeError(f"{wav}: audio file not found (the audio of {video})")
     if wav.is_file():
         import soundfile as sf
 
@@ -193,6 +195,7 @@ class DecodeCache:
     """One clip, decoded once per rate and its audio read once, shared by every metric scoring it."""
 
     video: Path
+    audio_path: Path | None = None  #: the clip's wav when it is not ``X.wav`` beside ``X.mp4``
     _frames: dict = field(default_factory=dict)
     _audio: tuple | None = None
     _native_times: list = field(default_factory=list)
@@ -212,5 +215,5 @@ class DecodeCache:
 
     def audio(self) -> tuple[np.ndarray, int]:
         if self._audio is None:
-            self._audio = load_audio(self.video)
+            self._audio = load_audio(self.video, self.audio_path)
         return self._audio

@@ -78,11 +78,20 @@ def expand(paths) -> list[Path]:
     return out
 
 
-def load(metric: str, weights: str):
+_LOADED: dict[tuple[str, str], tuple] = {}
+
+
+def load(metric: str, weights: str | None):
+    """``(model, weight file, its digest)`` of ``desync`` or ``ib``, loaded once per process and
+    folder (a benchmark run checks the file before any work and scores with the same model); raises
+    :class:`~benchmarks.metrics.weights.WeightsError`."""
     from .weights import load_imagebind, load_synchformer, tree_sha256
 
-    model, path = (load_synchformer if metric == "desync" else load_imagebind)(weights)
-    return model, str(path), tree_sha256(path)
+    key = (metric, os.path.abspath(weights) if weights is not None else "")
+    if key not in _LOADED:
+        model, path = (load_synchformer if metric == "desync" else load_imagebind)(weights)
+        _LOADED[key] = (model.eval(), str(path), tree_sha256(path))
+    return _LOADED[key]
 
 
 def summary_of(records: list[dict], metric: str) -> dict:

@@ -32,7 +32,7 @@ from ..runfolder import settings_hash
 from .videos import Extractor, extract
 
 QUALITY_METRICS = ("fvd", "is", "clipsim")
-METRICS = ("av_align",) + QUALITY_METRICS
+METRICS = ("av_align",) + QUALITY_METRICS + ("desync", "ib")  #: desync, ib: benchmarks.metrics.syncstage
 REAL = "_real"
 
 
