@@ -83,19 +83,22 @@ def offset_rows(base: AVAlignResult, variant: Variant, offsets: int) -> list[dic
     """Rows of the audio offsets -k..k frames (0 is ``base`` itself), from the base result's video
     peaks and the shifted audio."""
     y, sr = read_audio(base.audio or base.video)
+    return [_row(base.video, "offset", 0, base) if k == 0 else
+            {**offset_row(base, variant, k / base.fps, (y, sr)), "value": k}
+            for k in range(-offsets, offsets + 1)]
+
+
+def offset_row(base: AVAlignResult, variant: Variant, seconds: float, audio: tuple | None = None) -> dict:
+    """The row of ``base``'s clip with its audio shifted by ``seconds`` (positive: later; the row's
+    ``value``), scored against the unchanged video peaks; ``audio`` is ``(y, sr)`` when already read."""
+    y, sr = audio if audio is not None else read_audio(base.audio or base.video)
     v_peaks = np.asarray(base.video_peaks)
-    rows = []
-    for k in range(-offsets, offsets + 1):
-        if k == 0:
-            rows.append(_row(base.video, "offset", 0, base))
-            continue
-        peaks = analyze_audio(shift_audio(y, sr, k / base.fps), sr, variant, base.protocol).peaks
-        matches = core.match_peaks(peaks, v_peaks, base.fps, one_to_one=variant.one_to_one)
-        undefined = len(peaks) == 0 and len(v_peaks) == 0
-        score = None if undefined else core.iou(len(matches), len(peaks), len(v_peaks), variant.iou_eps)
-        rows.append(_row(base.video, "offset", k, score=score, n_audio=len(peaks), n_video=len(v_peaks),
-                         n_matches=len(matches), status="undefined" if undefined else "ok"))
-    return rows
+    peaks = analyze_audio(shift_audio(y, sr, seconds), sr, variant, base.protocol).peaks
+    matches = core.match_peaks(peaks, v_peaks, base.fps, one_to_one=variant.one_to_one)
+    undefined = len(peaks) == 0 and len(v_peaks) == 0
+    score = None if undefined else core.iou(len(matches), len(peaks), len(v_peaks), variant.iou_eps)
+    return _row(base.video, "offset", seconds, score=score, n_audio=len(peaks), n_video=len(v_peaks),
+                n_matches=len(matches), status="undefined" if undefined else "ok")
 
 
 def short_side_size(shape: Sequence[int], side: int) -> tuple[int, int]:

@@ -62,6 +62,7 @@ PARSERS = {
     "avalign": "avalign.cli:build_parser",
     "benchmarks.run": "benchmarks.run:build_parser",
     "benchmarks.metrics": "benchmarks.metrics.cli:build_parser",
+    "benchmarks.study": "benchmarks.study:build_parser",
     "benchmarks.gpu_check": "benchmarks.gpu_check:build_parser",
     "tempotokens": "tempotokens.cli:build_parser",
     "tempotokens.train": "tempotokens.train:build_parser",
