@@ -10,7 +10,8 @@ audio track; a folder without ``video/`` is searched for mp4s directly.  The CSV
 ``ytid,start_time,class,set`` (a header row), or is VGGSound's official header-less
 ``ytid, start_seconds, label, split``.  A ``<name>.txt`` beside a video is its caption.
 
-The ``folder`` dataset is any folder of clips (AVSync15, The Greatest Hits, a user's own): every
+``avsync15`` and ``greatest_hits`` read ASVA's layouts of those benchmarks (:mod:`tempotokens.data.asva`:
+``videos/`` and ``train.txt``/``test.txt``).  The ``folder`` dataset is any folder of clips: every
 ``*.mp4`` in it (or in its ``video/``) is a test clip, with ``<name>.wav`` beside it, or
 ``audio/<name>.wav``, or else its own audio track, and ``<name>.txt`` as an optional caption.
 """
@@ -37,8 +38,9 @@ logger = logging.getLogger(__name__)
 #: CSV file name per dataset (the reference's names).
 CSV_NAMES = {"vggsound": "vggsound.csv", "landscape": "landscape.csv", "audioset_drum": "audioset-drum.csv",
              "synthetic": "synthetic.csv"}
-#: Every dataset :func:`index_dataset` reads (``folder`` needs no CSV).
-DATASETS = (*CSV_NAMES, "folder")
+#: Every dataset :func:`index_dataset` reads (``avsync15`` and ``greatest_hits``: ASVA's split files;
+#: ``folder`` needs no table).
+DATASETS = (*CSV_NAMES, "avsync15", "greatest_hits", "folder")
 
 
 class DatasetError(ValueError):
@@ -122,6 +124,11 @@ def index_dataset(
         raise DatasetError(f"{root}: data root not found")
     if dataset == "folder":  # a folder has no split: every split is the whole folder
         return index_folder(root)
+    if dataset in ("avsync15", "greatest_hits"):
+        from .asva import index_asva
+
+        clips = index_asva(root, dataset, split)
+        return [c for c in clips if (classes is None or c.label in classes) and c.clip_id not in set(exclude_ids)]
     table_path = Path(csv_path or root / CSV_NAMES[dataset])
     if not table_path.is_file():
         raise DatasetError(f"{table_path}: split table (CSV) not found")

@@ -17,7 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "synthetic"  #: vggsound | landscape | audioset_drum | synthetic
+    dataset: str = "synthetic"  #: vggsound | landscape | audioset_drum | synthetic | avsync15 | greatest_hits | folder
     root: str = "runs/data/synthetic"  #: folder with video/, audio/ and the split CSV
     csv: str | None = None  #: split table (default: ROOT/<dataset>.csv)
     classes: list[str] | None = None  #: labels to keep (null: all)
