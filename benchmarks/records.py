@@ -134,6 +134,7 @@ class SyncRecord(Record):
     logits: list | None = None  #: desync: each window's 21 offset logits
     n_views: int | None = None  #: ib: video views averaged
     padded: bool | None = None  #: scored from a padded clip (``short=pad``)
+    dtype: str | None = None  #: desync: the model's dtype (float16 only for lineage synchformer on a GPU)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class SummaryRow(Record):
     clipsim_ci_low: float | None = None  #: its 95% bootstrap CI, low
     clipsim_ci_high: float | None = None  #: its 95% bootstrap CI, high
     clipsim_n: int | None = None  #: clips
-    desync: float | None = None  #: mean DeSync of the clips it applies to, s (lower is better)
+    desync: float | None = None  #: DeSync of the clips it applies to: mean over their windows, s (lower is better)
     desync_ci_low: float | None = None  #: its 95% bootstrap CI, low
     desync_ci_high: float | None = None  #: its 95% bootstrap CI, high
     desync_n: int | None = None  #: clips scored

@@ -29,8 +29,9 @@ class DecodeError(ValueError):
 
 
 def _reason(exc: BaseException) -> str:
-    """An FFmpeg/libsndfile error as one short line."""
-    return " ".join(str(exc).split())[:120]
+    """An FFmpeg/libsndfile error as one short line (without the file name: the message names it)."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())[:120]
 
 
 def _round_half_away(x: float) -> int:
@@ -105,6 +106,25 @@ def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
     if not frames:
         raise DecodeError(f"{path}: no video frames")
     return np.stack(frames)
+
+
+def packet_times(path: str | os.PathLike) -> list[float]:
+    """The presentation times (s, ascending) of the first video stream's frames, from its packets
+    alone (nothing decoded)."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            times = sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None)
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"{path}: cannot read ({_reason(exc)})") from None
+    if not times:
+        raise DecodeError(f"{path}: no video frames")
+    return times
 
 
 def decode_native(path: str | os.PathLike) -> tuple[np.ndarray, list[float]]:
@@ -208,6 +228,13 @@ class DecodeCache:
             else:
                 self._frames[rate] = decode_at_rate(self.video, rate)
         return self._frames[rate]
+
+    def count_at_rate(self, rate: float) -> int:
+        """How many frames :meth:`frames` gives at ``rate``: from the decoded frames when there, else
+        from the packets' times (:func:`fps_filter_indices`), decoding nothing."""
+        if rate in self._frames:
+            return len(self._frames[rate])
+        return len(fps_filter_indices(packet_times(self.video), rate))
 
     def native_times(self) -> list[float]:
         self.frames(None)

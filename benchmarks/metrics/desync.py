@@ -9,9 +9,11 @@ Lineages (the published computations; facts in ``shared/reference/SYNC_METRICS.m
   log-mel (128 bins, 65 frames) padded with one zero column to 66, then normalised.  Two windows of
   14 segments, the first and the last; a window's offset is ``linspace(-2, 2, 21)[argmax]``
   (float32, first maximum); DeSync = the mean ``|offset|`` of the windows.
-* ``synchformer``: Synchformer's own test pipeline as documented (short side 256 then a centre
-  crop of 224, one 14-segment window centred in the clip).  The reference runs it in fp16 on a GPU;
-  on a CPU it runs in float32 (recorded as ``dtype``).
+* ``synchformer``: Synchformer's own test pipeline as SYNC_METRICS.md describes it: short side 256
+  then a centre crop of 224; a 5 s crop centred in the clip (``start = max(L - 5, 0) / 2``, frames
+  from ``int(25 start)``, samples from ``int(16000 start)``), and in it one 14-segment window,
+  centred.  fp16 on a GPU (autocast), as the reference runs it; float32 on a CPU.  The record's
+  ``dtype`` says which.  Written from that description: no reference outputs exist for it here.
 
 Sign: Synchformer's convention, a positive offset means the audio starts earlier than the video.
 
@@ -38,6 +40,7 @@ AUDIO_SEGMENT, AUDIO_STEP = 10240, 5120
 #: The shortest clip one window covers: (14 - 1) * 8 + 16 frames at 25 fps.
 WINDOW_S = ((WINDOW_SEGMENTS - 1) * SEGMENT_STEP + SEGMENT_FRAMES) / VIDEO_FPS
 SHORT_POLICIES = ("error", "pad")
+CROP_S = 5.0  #: the synchformer lineage's temporal crop, s
 MEL_MEAN, MEL_STD = -4.2677393, 4.5689974
 
 
@@ -54,8 +57,8 @@ LINEAGES = {
                        "av-benchmark: 25 fps, short side 224, centre crop 224; the first and the last 14-segment "
                        "windows; mean |argmax offset|"),
     "synchformer": Lineage("synchformer", 256, "centre",
-                           "Synchformer's test pipeline: 25 fps, short side 256, centre crop 224; one 14-segment "
-                           "window centred in the clip; |argmax offset|"),
+                           "Synchformer's test pipeline: 25 fps, short side 256, centre crop 224; a 5 s crop centred "
+                           "in the clip and one 14-segment window centred in it; |argmax offset|; fp16 on a GPU"),
 }
 
 
@@ -121,10 +124,10 @@ def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 def clip_duration(cache: DecodeCache) -> float:
-    """The shorter of the video's (its 25 fps frames) and the audio's durations, in seconds."""
-    frames = cache.frames(VIDEO_FPS)
+    """The shorter of the video's (its frames at 25 fps, counted from the packets when IB-score alone
+    needs it, so nothing is decoded at 25 fps for it) and the audio's durations, in seconds."""
     audio, sr = cache.audio()
-    return min(len(frames) / VIDEO_FPS, audio.shape[1] / sr)
+    return min(cache.count_at_rate(VIDEO_FPS) / VIDEO_FPS, audio.shape[1] / sr)
 
 
 def score_clip(model: Synchformer, cache: DecodeCache, duration_s: float | None = None, lineage: str = "avbench",
@@ -143,12 +146,20 @@ def score_clip(model: Synchformer, cache: DecodeCache, duration_s: float | None 
     audio, sr = cache.audio()
     if audio.shape[1] / sr + 1e-9 < length:
         raise DecodeError(f"{cache.video}: {audio.shape[1] / sr:.3f} s of audio, shorter than {length:g} s")
-    video = video_segments(video_input(frames[:need], lin.short_side))
-    mel = mel_segments(waveform_16k(audio, sr, int(SAMPLE_RATE * length)))
+    wave = waveform_16k(audio, sr, int(SAMPLE_RATE * length))
+    frames = frames[:need]
+    if lin.windows == "centre":  # a 5 s crop centred in the clip
+        start = max(length - CROP_S, 0.0) / 2
+        span = min(length, CROP_S)
+        frames = frames[int(VIDEO_FPS * start):int(VIDEO_FPS * start) + int(VIDEO_FPS * span)]
+        wave = wave[int(SAMPLE_RATE * start):int(SAMPLE_RATE * start) + int(SAMPLE_RATE * span)]
+    video = video_segments(video_input(frames, lin.short_side))
+    mel = mel_segments(wave)
     n = min(video.shape[0], mel.shape[0])
     windows = window_indices(n, lin, short)
     model = model.to(device)
-    with torch.inference_mode():
+    half = lineage == "synchformer" and str(device).startswith("cuda")
+    with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=half):
         v = _batched(model.video_features, video.to(device), batch_size)
         a = _batched(model.audio_features, mel.to(device), batch_size)
         logits = model.logits(torch.stack([v[w] for w in windows]), torch.stack([a[w] for w in windows])).float().cpu()
@@ -157,4 +168,12 @@ def score_clip(model: Synchformer, cache: DecodeCache, duration_s: float | None 
     # the reference's mean: of the float32 offsets, in float64
     return {"desync": float(np.mean([abs(float(o)) for o in offsets])), "offsets_s": [float(o) for o in offsets],
             "expected_offsets_s": [float(o) for o in expected], "logits": logits.tolist(), "windows": windows,
-            "n_segments": n, "duration_s": length, "padded": n < WINDOW_SEGMENTS}
+            "n_segments": n, "duration_s": length, "padded": n < WINDOW_SEGMENTS,
+            "dtype": "float16" if half else "float32"}
+
+
+def set_desync(records) -> float | None:
+    """DeSync of a set of clip records: the mean ``|offset|`` over all their windows (av-benchmark's
+    set mean; with two windows per clip it is the mean of the clips' DeSync); None for no window."""
+    offsets = [abs(float(o)) for r in records for o in r["offsets_s"]]
+    return float(np.mean(offsets)) if offsets else None

@@ -18,6 +18,7 @@ usage, a missing or wrong weights file; 130/143 after SIGINT/SIGTERM (the record
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from contextlib import nullcontext
@@ -95,10 +96,15 @@ def load(metric: str, weights: str | None):
 
 
 def summary_of(records: list[dict], metric: str) -> dict:
+    from .desync import set_desync
+
     key = METRICS[metric][0]
-    values = sorted(float(r[key]) for r in records if r["status"] == "ok")
-    low, high = bootstrap_ci(values)
-    mean = float(sum(values) / len(values)) if values else None
+    ok = [r for r in records if r["status"] == "ok"]
+    values = sorted(float(r[key]) for r in ok)
+    low, high = bootstrap_ci(values)  # over clips
+    # DeSync of the set: the mean over all windows, as av-benchmark takes it (the clips' mean when
+    # every clip has the same number of windows)
+    mean = (set_desync(ok) if metric == "desync" else float(sum(values) / len(values))) if values else None
     return {"metric": metric, "value": mean, "ci_low": None if not values else low, "ci_high": None if not values else high,
             "n": len(records), "n_ok": len(values), "n_error": sum(r["status"] == "error" for r in records),
             "direction": METRICS[metric][2]}
@@ -110,8 +116,8 @@ def run(args: argparse.Namespace, device: str) -> int:
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} is refused: the {args.metric} lineage {args.lineage} fixes its own frame rate "
                              "and size (docs: Sync metrics)")
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be positive, got {args.duration:g}")
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     videos = expand(args.paths)
@@ -136,40 +142,48 @@ def _score(args, device, videos, model, weights, settings) -> int:
                 diff = ", ".join(f"{k} {mine[k]!r} -> {v!r}" for k, v in settings.items() if mine[k] != v)
                 raise UsageError(f"{args.out}: holds records made with other settings ({diff}); use another --out")
             previous[r["key"]] = r
-    todo = [v for v in videos if os.path.abspath(v) not in previous]
+    # a clip that failed is tried again (a clip too short for the lineage stays as it is)
+    todo = [v for v in videos if os.path.abspath(v) not in previous
+            or (previous[os.path.abspath(v)]["status"] == "error" and not previous[os.path.abspath(v)].get("too_short"))]
     if previous:
         print(f"{len(videos) - len(todo)} of {len(videos)} clips already in {args.out}; scoring {len(todo)}",
               file=sys.stderr)
     scorer = desync.score_clip if args.metric == "desync" else ib.score_clip
     key = METRICS[args.metric][0]
     writer = JsonlWriter(args.out) if args.out else None
-    fresh = []
+    fresh: dict[str, dict] = {}
     try:
         for video in tqdm(todo, unit="clip", desc=args.metric, disable=None, file=sys.stderr):
             base = {"video": str(video), "key": os.path.abspath(video), **settings, "weights": weights,
-                    "protocol": {"duration_s": args.duration, "short": args.short}}
+                    "protocol": {"duration_s": args.duration, "short": args.short}, "duration_s": args.duration}
             try:
                 r = scorer(model, DecodeCache(video), args.duration, args.lineage, args.short, args.batch_size, device)
                 record = {**base, "status": "ok", **r}
                 tqdm.write(f"{video}: {key} {r[key]:.4g}", file=sys.stdout)
-            except (DecodeError, desync.TooShort) as exc:
-                reason = " ".join(str(exc).split())
-                record = {**base, "status": "error", "error": reason,
-                          "too_short": isinstance(exc, desync.TooShort)}
+            except (DecodeError, ValueError, RuntimeError, OSError) as exc:  # one clip's failure, with its reason
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                prefix = f"{video}: "
+                reason = reason[len(prefix):] if reason.startswith(prefix) else reason  # the path is said once
+                record = {**base, "status": "error", "error": reason, "too_short": isinstance(exc, desync.TooShort)}
                 tqdm.write(f"{args.metric}: error: {video}: {reason}", file=sys.stderr)
             if writer is not None:
                 writer.write(record)
-            fresh.append(record)
-    finally:
+            fresh[record["key"]] = record
+    finally:  # the summary covers what is done, also after Ctrl-C
         if writer is not None:
             writer.close()
-    wanted = {os.path.abspath(v) for v in videos}
-    done = [r for k, r in previous.items() if k in wanted] + fresh
-    summary = {**summary_of(done, args.metric), "lineage": args.lineage, "short": args.short,
-               "duration_arg_s": args.duration, "weights": weights, "weights_sha256": settings["weights_sha256"]}
-    if args.out:
-        write_json_atomic(Path(args.out).with_suffix(".summary.json"), summary)
+        summary = _summarize(args, videos, {**previous, **fresh}, weights, settings)
     value = "—" if summary["value"] is None else (f"{summary['value']:.4g} (95% CI {summary['ci_low']:.4g}.."
                                                   f"{summary['ci_high']:.4g})")
     print(f"{args.metric} [{args.lineage}]: {value}; n={summary['n_ok']} scored, {summary['n_error']} failed")
     return EXIT_ITEM_ERROR if summary["n_error"] else EXIT_OK
+
+
+def _summarize(args, videos, records: dict, weights, settings) -> dict:
+    wanted = {os.path.abspath(v) for v in videos}
+    done = [r for k, r in records.items() if k in wanted]
+    summary = {**summary_of(done, args.metric), "lineage": args.lineage, "short": args.short,
+               "duration_arg_s": args.duration, "weights": weights, "weights_sha256": settings["weights_sha256"]}
+    if args.out:
+        write_json_atomic(Path(args.out).with_suffix(".summary.json"), summary)
+    return summary

@@ -30,6 +30,7 @@ from avalign.io import JsonlWriter, read_jsonl
 from avalign.stats import bootstrap_ci
 
 from ..records import SyncRecord
+from .desync import set_desync
 
 SYNC_METRICS = ("desync", "ib")
 FILE = "sync.jsonl"
@@ -99,7 +100,8 @@ def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | 
                     failed += 1
                     tqdm.write(f"benchmarks.run: {m} of {method} {clip_id}: {record['error']}", file=sys.stderr)
                 else:
-                    keep = {k: r[k] for k in ("offsets_s", "expected_offsets_s", "logits", "n_views", "padded") if k in r}
+                    keep = {k: r[k] for k in ("offsets_s", "expected_offsets_s", "logits", "n_views", "padded", "dtype")
+                            if k in r}
                     record = {**base, "status": "ok", "value": float(r["desync" if m == "desync" else "ib_score"]),
                               **keep}
                 out.write(SyncRecord.from_record(record, strict=True).to_record())
@@ -124,10 +126,13 @@ def sync_columns(method: str, records: dict, generated: dict | None, wanted: dic
                 and (generated is None or (generated.get((m, c)) or {}).get("attempt") == r.get("attempt"))]
         if not mine:
             continue
-        values = sorted(r["value"] for r in mine if r["status"] == "ok")
+        ok = [r for r in mine if r["status"] == "ok"]
+        values = sorted(r["value"] for r in ok)
         na = [r for r in mine if r["status"] == "not_applicable"]
-        low, high = bootstrap_ci(values) if values else (None, None)
-        out.update({metric: float(np.mean(values)) if values else None, f"{metric}_ci_low": low,
+        low, high = bootstrap_ci(values) if values else (None, None)  # over clips
+        # DeSync of the set: the mean over all windows (av-benchmark's); IB: the mean over clips
+        value = (set_desync(ok) if metric == "desync" else float(np.mean(values))) if values else None
+        out.update({metric: value, f"{metric}_ci_low": low,
                     f"{metric}_ci_high": high, f"{metric}_n": len(values), f"{metric}_na": len(na),
                     f"{metric}_lineage": describe(metric, s["lineage"], s["short"], s["duration_s"])})
         if na:  # the footnote: the first clip's reason (every clip of one length gives the same)

@@ -152,6 +152,31 @@ def test_a_two_second_clip_under_each_policy(model, tmp_path):
     assert r["padded"] and r["n_segments"] == 5 and len(r["offsets_s"]) == 1 and r["duration_s"] == 2.0
 
 
+def test_the_synchformer_lineage_scores_a_5_s_crop_centred_in_the_clip(model, tmp_path):
+    """A 10 s clip: the crop starts at (10 - 5) / 2 = 2.5 s, frame 62 at 25 fps and sample 40,000 at
+    16 kHz; its 125 frames make 14 segments, one window; the short side goes to 256.  The logits
+    are those of that crop, cut by hand."""
+    from avalign.io import write_video, write_wav
+
+    from benchmarks.metrics.desync import mel_segments, video_segments
+
+    rng = np.random.default_rng(1)
+    write_video(tmp_path / "c.mp4", rng.integers(0, 255, (250, 64, 80, 3), dtype=np.uint8), 25)
+    wave = rng.standard_normal(160000).astype(np.float32) * 0.1
+    write_wav(tmp_path / "c.wav", wave, 16000)
+    r = score_clip(model, DecodeCache(tmp_path / "c.mp4"), lineage="synchformer")
+    assert r["n_segments"] == 14 and r["windows"] == [list(range(14))] and r["dtype"] == "float32"
+    frames = decode_at_rate(tmp_path / "c.mp4", 25)[62:62 + 125]
+    audio = torch.from_numpy(DecodeCache(tmp_path / "c.mp4").audio()[0][0])[40000:40000 + 80000]
+    with torch.inference_mode():
+        v = model.video_features(video_segments(video_input(frames, 256)))
+        a = model.audio_features(mel_segments(audio))
+        logits = model.logits(v[None], a[None])
+    torch.testing.assert_close(torch.tensor(r["logits"]), logits.float(), atol=1e-5, rtol=0)
+    whole = score_clip(model, DecodeCache(tmp_path / "c.mp4"), lineage="avbench")
+    assert whole["n_segments"] == 30 and len(whole["offsets_s"]) == 2  # (250 - 16) // 8 + 1
+
+
 def test_the_original_checkpoint_loads_through_a_restricted_unpickler(tmp_path):
     a = load_synchformer(SYNC / "weights")[0].state_dict()
     b, path = load_synchformer(SYNC / "original")
@@ -185,3 +210,32 @@ def test_a_wrong_weights_file_is_one_line(tmp_path):
     assert "not the DeSync model's layout" in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises(WeightsError, match="synchformer_state_dict.pth: not found"):
         load_synchformer(tmp_path / "empty")
+
+
+def test_the_set_desync_is_the_mean_over_windows():
+    from benchmarks.metrics.desync import set_desync
+
+    # a two-window clip (|0.2|, |-0.4|) and a one-window padded clip (0.8): (0.2 + 0.4 + 0.8) / 3, not
+    # the clips' mean (0.3 + 0.8) / 2 = 0.55
+    assert set_desync([{"offsets_s": [0.2, -0.4]}, {"offsets_s": [0.8]}]) == pytest.approx(1.4 / 3)
+    assert set_desync([]) is None
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_frames_counted_from_packets_equal_the_decoded_frames(clip, monkeypatch):
+    """L's default needs the 25 fps frame count; IB-score alone gets it from the packets, so it does
+    not decode the clip at 25 fps only to count."""
+    from benchmarks.metrics import avdecode
+    from benchmarks.metrics.desync import clip_duration
+
+    path = SYNC / "clips" / f"{clip}.mp4"
+    for rate in (25, 0.5):
+        assert DecodeCache(path).count_at_rate(rate) == len(decode_at_rate(path, rate))
+    decoded = []
+    real = avdecode.decode_at_rate
+    monkeypatch.setattr(avdecode, "decode_at_rate", lambda v, r: decoded.append(r) or real(v, r))
+    cache = DecodeCache(path)
+    assert clip_duration(cache) == min(len(decode_at_rate(path, 25)) / 25, cache.audio()[0].shape[1] / cache.audio()[1])
+    decoded.clear()
+    clip_duration(DecodeCache(path))
+    assert decoded == []

@@ -33,15 +33,20 @@ def test_desync_records_summary_resume_and_exit_status(clips, tmp_path, capsys):
     assert (ok["status"], ok["lineage"], ok["duration_s"]) == ("ok", "avbench", 5.0)
     assert ok["offsets_s"] == [w["offset_sec_float32"] for w in WINDOWS["pub02_orbit"]]
     assert ok["desync"] == EXPECTED["summary"]["per_clip"]["pub02_orbit"]["DeSync"] and len(ok["logits"]) == 2
-    assert bad["status"] == "error" and "broken.mp4" in bad["error"]
+    assert bad["status"] == "error" and bad["video"].endswith("broken.mp4") and bad["duration_s"] == 5
+    assert "broken.mp4" not in bad["error"]  # the path is in "video", and said once on the terminal
     summary = json.loads((tmp_path / "r.summary.json").read_text())
     assert (summary["value"], summary["n_ok"], summary["n_error"]) == (ok["desync"], 1, 1)
     assert all("value" not in r for r in read_jsonl(out))  # the summary is never a record
     text = capsys.readouterr()
     assert "desync [avbench]: 0.8" in text.out and "error" in text.err
+    assert text.err.count("broken.mp4") == 1
     before = out.read_bytes()
-    assert main(args) == 1  # a rerun scores nothing again
-    assert out.read_bytes() == before and "2 of 2 clips already" in capsys.readouterr().err
+    assert main(args) == 1  # a rerun scores only the failed clip again, and appends its new record
+    assert "1 of 2 clips already" in capsys.readouterr().err
+    after = read_jsonl(out)
+    assert out.read_bytes().startswith(before) and len(after) == 3 and after[-1]["video"].endswith("broken.mp4")
+    assert json.loads((tmp_path / "r.summary.json").read_text())["n_error"] == 1  # the newest record per clip
     assert main([*args[:-4], "--duration", "4.9", "--out", str(out)]) == 2  # other settings: refused
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other settings" in err[0] and "duration_arg_s 5.0 -> 4.9" in err[0]
@@ -59,7 +64,8 @@ def test_ib_command_matches_the_reference(clips, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--fps", "12"], "--fps is refused"),
     (["--size", "32x32"], "--size is refused"),
-    (["--duration", "0"], "--duration must be positive"),
+    (["--duration", "0"], "--duration must be a positive number of seconds"),
+        (["--duration", "inf"], "--duration must be a positive number of seconds, got inf"),
 ])
 def test_usage_errors_are_one_line(clips, extra, message, capsys):
     assert main(["desync", str(clips), "--weights", str(SYNC / "weights"), *extra]) == 2
