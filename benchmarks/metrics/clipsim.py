@@ -20,7 +20,7 @@ import torch
 from avalign.stats import bootstrap_ci
 
 from .videos import Extractor
-from .weights import load_clip, locate, sha256
+from .weights import load_clip, locate, tree_sha256
 
 DEFAULT_TEMPLATE = "{label}"
 
@@ -68,7 +68,7 @@ class ClipSim:
         def fn(clips: list[np.ndarray]) -> np.ndarray:
             return np.stack([self.image_features(c).astype(np.float64).mean(axis=0) for c in clips])
 
-        return Extractor("clipsim", num_frames, str(self.path), sha256(self.path), fn, batch_size)
+        return Extractor("clipsim", num_frames, str(self.path), tree_sha256(self.path), fn, batch_size)
 
 
 def clip_scores(image_means: np.ndarray, text: np.ndarray, scale: float = 1.0) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .frechet import frechet_from_features
 from .videos import Extractor
-from .weights import load_i3d, load_torchscript, locate, sha256
+from .weights import load_i3d, load_torchscript, locate, tree_sha256
 
 #: I3D's smallest input (its temporal pools need 9 frames; 16 is the convention).
 MIN_FRAMES = 10
@@ -86,7 +86,7 @@ def fvd_extractor(weights_dir: str | os.PathLike | None, lineage: str = "stylega
         def fn(clips: list[np.ndarray]) -> np.ndarray:
             return model(videogpt_preprocess(to_tensor(clips)).to(device)).float().cpu().numpy()
 
-    return Extractor(f"fvd-{lineage}", num_frames, str(path), sha256(path), fn, batch_size)
+    return Extractor(f"fvd-{lineage}", num_frames, str(path), tree_sha256(path), fn, batch_size)
 
 
 def fvd(real: np.ndarray, fake: np.ndarray, lineage: str = "styleganv") -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .videos import Extractor
-from .weights import load_torchscript, locate, sha256
+from .weights import load_torchscript, locate, tree_sha256
 
 NUM_FRAMES = 16
 SPLITS = 10
@@ -65,4 +65,4 @@ def is_extractor(weights_dir: str | os.PathLike | None, device: str = "cpu", bat
         x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).contiguous().to(device)
         return detector(x).float().cpu().numpy()
 
-    return Extractor("is-c3d", NUM_FRAMES, str(path), sha256(path), fn, batch_size)
+    return Extractor("is-c3d", NUM_FRAMES, str(path), tree_sha256(path), fn, batch_size)

@@ -83,18 +83,6 @@ def locate(weights_dir: str | os.PathLike | None, key: str) -> Path:
     return path
 
 
-def sha256(path: Path) -> str:
-    """SHA-256 (16 hex digits) of a file, or of a folder's weight files: which weights made a number."""
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir()
-                                                 if p.suffix in (".safetensors", ".bin", ".json", ".txt"))
-    h = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
 def tree_sha256(path: str | os.PathLike | None) -> str | None:
     """SHA-256 (16 hex digits) of every file under a model folder (relative names and bytes), or of
     one file; None when ``path`` is None or does not exist.  It names the weights a run used, so a
@@ -176,20 +164,7 @@ def load_i3d(weights_dir: str | os.PathLike | None):
     if not isinstance(state, dict) or "Conv3d_1a_7x7.conv3d.weight" not in state or "logits.conv3d.weight" not in state:
         raise WeightsError(f"{path}: not an InceptionI3d state dict (no Conv3d_1a_7x7.conv3d.weight or "
                            f"logits.conv3d.weight); {w.metric} needs {w.name} from {w.publisher}")
-    model = InceptionI3d.for_state_dict(state)
-    expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
-    missing = sorted(expected - set(state))
-    unexpected = sorted(k for k in set(state) - expected if not k.endswith("num_batches_tracked"))
-    if missing or unexpected:
-        what = "; ".join(p for p in (f"missing {len(missing)} keys (first: {missing[0]})" if missing else "",
-                                     f"{len(unexpected)} unexpected keys (first: {unexpected[0]})" if unexpected else "")
-                         if p)
-        raise WeightsError(f"{path}: not the published InceptionI3d key layout: {what}")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: {' '.join(str(exc).split())[:300]}") from None
-    return model.eval()
+    return load_strict(InceptionI3d.for_state_dict(state), state, path, "videogpt", ignore="num_batches_tracked")
 
 
 def load_clip(weights_dir: str | os.PathLike | None):
@@ -260,11 +235,16 @@ def sizes_beside(path: Path, section: str, field: str = "sizes") -> dict | None:
                            "sizes") from None
 
 
-def load_strict(model: torch.nn.Module, state: dict, path: Path, key: str) -> torch.nn.Module:
-    """``load_state_dict(strict=True, assign=True)`` into a model built on the meta device, with a
-    one-line :class:`WeightsError` on any missing, unexpected or misshapen key."""
+def load_strict(model: torch.nn.Module, state: dict, path: Path, key: str, ignore: str | None = None
+                ) -> torch.nn.Module:
+    """``load_state_dict(strict=True, assign=True)`` into a model (built on the meta device, or not),
+    with a one-line :class:`WeightsError` on any missing, unexpected or misshapen key.  Keys ending in
+    ``ignore`` (BatchNorm's ``num_batches_tracked``, which some files lack) keep the model's own."""
     w = WEIGHTS[key]
     expected = model.state_dict()
+    if ignore:
+        state = {**{k: v for k, v in expected.items() if k.endswith(ignore)},
+                 **{k: v for k, v in state.items() if not k.endswith(ignore)}}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))

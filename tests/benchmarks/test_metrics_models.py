@@ -84,7 +84,7 @@ def test_i3d_loader_accepts_the_published_layout(tmp_path):
     (lambda s: s.pop("Mixed_4c.b2b.bn.running_var"), "missing 1 keys"),
     (lambda s: s.update({"Mixed_6a.b0.conv3d.weight": torch.zeros(1)}), "1 unexpected keys"),
     (lambda s: s.update({"module.fc.weight": torch.zeros(1)}), "unexpected"),
-    (lambda s: s.update({"Mixed_3b.b0.conv3d.weight": torch.zeros(2, 2, 1, 1, 1)}), "size mismatch"),
+    (lambda s: s.update({"Mixed_3b.b0.conv3d.weight": torch.zeros(2, 2, 1, 1, 1)}), "1 shapes differ"),
     (lambda s: s.clear(), "not an InceptionI3d state dict"),
 ])
 def test_i3d_loader_refuses_other_layouts(tmp_path, change, message):
