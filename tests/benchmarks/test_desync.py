@@ -239,3 +239,21 @@ def test_frames_counted_from_packets_equal_the_decoded_frames(clip, monkeypatch)
     decoded.clear()
     clip_duration(DecodeCache(path))
     assert decoded == []
+
+
+def test_without_a_wav_the_audio_is_the_mp4s_own_track(tmp_path):
+    """No ``X.wav`` beside ``X.mp4``: the mp4's AAC track is read (a 440 Hz tone, 1 s at 16 kHz, comes
+    back as that tone: its spectrum peaks at 440 Hz); a given audio path that is missing is one line."""
+    from avalign.io import write_video
+
+    from benchmarks.metrics.avdecode import DecodeError, load_audio
+
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    write_video(tmp_path / "c.mp4", np.zeros((12, 32, 32, 3), np.uint8), 12, tone, 16000)
+    audio, sr = load_audio(tmp_path / "c.mp4")
+    assert sr == 16000 and audio.shape[0] == 1 and abs(audio.shape[1] - 16000) <= 2048  # AAC's priming frames
+    spectrum = np.abs(np.fft.rfft(audio[0][:16000]))
+    assert abs(np.argmax(spectrum) * sr / 16000 - 440) <= 1
+    with pytest.raises(DecodeError, match="nope.wav: audio file not found"):
+        load_audio(tmp_path / "c.mp4", tmp_path / "nope.wav")
