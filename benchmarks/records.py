@@ -200,6 +200,7 @@ class SummaryRow(Record):
     desync_ci_high: float | None = None  #: its 95% bootstrap CI, high
     desync_n: int | None = None  #: clips scored
     desync_na: int | None = None  #: clips it does not apply to (shorter than its lineage needs)
+    desync_err: int | None = None  #: clips whose DeSync failed (their records say why)
     desync_lineage: str | None = None  #: its lineage, short-clip policy and clip length
     desync_note: str | None = None  #: why clips are not applicable (the table's footnote)
     ib: float | None = None  #: mean IB-score, cosine in [-1, 1] (higher is better)
@@ -207,6 +208,7 @@ class SummaryRow(Record):
     ib_ci_high: float | None = None  #: its 95% bootstrap CI, high
     ib_n: int | None = None  #: clips scored
     ib_na: int | None = None  #: clips it does not apply to
+    ib_err: int | None = None  #: clips whose IB-score failed
     ib_lineage: str | None = None  #: its lineage, short-clip policy and clip length
     ib_note: str | None = None  #: why clips are not applicable (the table's footnote)
     reference: str | None = None  #: the method the paired deltas are taken against

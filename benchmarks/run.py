@@ -255,11 +255,19 @@ def sync_lineages(args: argparse.Namespace) -> dict[str, str]:
     return {"desync": args.desync_lineage, "ib": args.ib_lineage}
 
 
-def sync_settings(args: argparse.Namespace, protocol: Protocol) -> dict[str, dict]:
-    """``{metric: {lineage, short, duration_s}}`` of the sync metrics in ``--metrics``: the records
-    the summary's DeSync and IB columns are made of."""
-    return {m: {"lineage": sync_lineages(args)[m], "short": args.short, "duration_s": protocol.duration_s}
-            for m in args.metric_names if m in ("desync", "ib")}
+def sync_settings(args: argparse.Namespace, protocol: Protocol, run_dir: Path) -> dict[str, dict]:
+    """``{metric: {lineage, short, duration_s, weights_sha256}}``: the sync records the summary's DeSync
+    and IB columns are made of: those of ``--metrics`` (this run's settings), and for a metric not
+    asked for, the settings of its newest record in the folder (so ``--stages summarize`` keeps them)."""
+    from .metrics.syncstage import newest_settings
+    from .metrics.weights import sync_weight_path
+
+    out = newest_settings(run_dir)
+    for m in args.metric_names:
+        if m in ("desync", "ib"):
+            out[m] = {"lineage": sync_lineages(args)[m], "short": args.short, "duration_s": protocol.duration_s,
+                      "weights_sha256": tree_sha256(sync_weight_path(m, args.weights))}
+    return out
 
 
 def stage_summarize(run_dir: Path, dataset: str, order: Sequence[str], *, protocol: Protocol, variant: str,
@@ -336,11 +344,13 @@ def prepare(args: argparse.Namespace, rank: int):
                          "and av_align in --metrics")
     check(args.weights, [{"fvd": args.lineage, "is": "c3d", "clipsim": "clip"}[m] for m in args.metric_names
                          if m in ("fvd", "is", "clipsim")])
-    from .metrics.perclip import load as load_sync_model
+    from .metrics.weights import load_sync_model, sync_weight_path
 
-    for m in args.metric_names:  # loaded once: the sync stage scores with these very models
+    for m in args.metric_names:  # loaded once, where they score: the sync stage uses these very models
         if m in ("desync", "ib"):
-            load_sync_model(m, args.weights)
+            sync_weight_path(m, args.weights)  # every rank: a missing file is one line before any work
+            if rank == 0 and "metrics" in stages:
+                load_sync_model(m, args.weights)
     if "fvd" in args.metric_names and args.metric_frames < 10:
         raise UsageError(f"--metric-frames must be at least 10 (I3D's temporal pooling), got {args.metric_frames}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -442,7 +452,7 @@ def _stages(args, rank, world, settings, run_dir, stages, methods, names, refere
         stage_study(run_dir, protocol, args.variant, args.workers, args.executor)
     if "summarize" in stages:
         rows = stage_summarize(run_dir, args.dataset, names, protocol=protocol, variant=args.variant,
-                               reference=reference, sync_settings=sync_settings(args, protocol))
+                               reference=reference, sync_settings=sync_settings(args, protocol, run_dir))
         write_env(run_dir, {"settings_hash": digest, "settings": {**settings.__dict__}, "run": ident,
                             "protocol": protocol.to_record(), "protocol_label": protocol.label,
                             "variant": args.variant, "reference_method": rows[0]["reference"] if rows else None,
@@ -465,6 +475,10 @@ def failed_status(run_dir: Path, names: Sequence[str], rank: int | None) -> int:
     scored = latest(read_jsonl(run_dir / "records.jsonl")) if rank is None else {}
     failed = sum(1 for k, g in generated.items() if g.get("status") == "error" or (
         k in scored and scored[k].get("attempt") == g.get("attempt") and scored[k].get("status") == "error"))
+    if rank is None:  # DeSync / IB-score failures count too (not_applicable is not a failure)
+        from .metrics.syncstage import failed_clips
+
+        failed += failed_clips(run_dir, generated, names)
     if failed:
         print(f"benchmarks.run: {failed} clips failed (the others are written); rerun with --retry-errors "
               "to redo them", file=sys.stderr)

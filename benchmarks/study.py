@@ -104,19 +104,21 @@ def _parse(args) -> tuple[list[str], list[float]]:
         raise UsageError(f"--offsets {args.offsets!r}: whole numbers of frames, comma-separated") from None
     if not frames or any(k <= 0 for k in frames):
         raise UsageError(f"--offsets {args.offsets!r}: positive whole numbers of frames (both signs are studied)")
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be positive, got {args.duration:g}")
+    from benchmarks.metrics.perclip import check_duration
+
+    check_duration(args.duration)
     return metrics, offsets_s(frames)
 
 
 def _run(args) -> int:
     import torch
 
-    from benchmarks.metrics.perclip import expand, load
+    from benchmarks.metrics.perclip import expand
+    from benchmarks.metrics.weights import load_sync_model
 
     metrics, offsets = _parse(args)
     videos = [os.path.abspath(v) for v in expand(args.paths)]
-    models = {m: load(m, args.weights) for m in metrics if m != "av_align"}  # a bad file: before any work
+    models = {m: load_sync_model(m, args.weights) for m in metrics if m != "av_align"}  # a bad file: before any work
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,17 +127,21 @@ def _run(args) -> int:
                 "weights_sha256": {m: models[m][2] for m in models}}
     with lock_output(out, kind="dir"):
         claim_folder(out, identity, file="study.json", records="study.jsonl", error=StudyFolderError)
-        failed = _score(out / "study.jsonl", videos, metrics, offsets, models, args, device)
-        rows = [r for r in read_jsonl(out / "study.jsonl") if r["clip"] in set(videos)]
+        _score(out / "study.jsonl", videos, metrics, offsets, models, args, device)
+        newest = {(r["clip"], r["metric"], r["offset_s"]): r for r in read_jsonl(out / "study.jsonl")}
+        rows = [r for r in newest.values() if r["clip"] in set(videos)]
+        failed = sum(r["status"] == "error" for r in rows)  # of this run and of those before it
         table = auc_table(rows, metrics, offsets)
         write_auc(table, out, offsets)
         plot_offsets(rows, metrics, out / "offset.png")
     print(render_auc(table, offsets))
     print(f"study: {out / 'auc.csv'}, {out / 'offset.png'}")
+    if failed:
+        print(f"benchmarks.study: {failed} rows failed (recorded; a rerun tries them again)", file=sys.stderr)
     return EXIT_ITEM_ERROR if failed else EXIT_OK
 
 
-def _score(path: Path, videos, metrics, offsets, models, args, device) -> int:
+def _score(path: Path, videos, metrics, offsets, models, args, device) -> None:
     from tqdm import tqdm
 
     from avalign.io import read_audio
@@ -145,10 +151,12 @@ def _score(path: Path, videos, metrics, offsets, models, args, device) -> int:
 
     from benchmarks.metrics import desync, ib
     from benchmarks.metrics.avdecode import DecodeCache, DecodeError
+    from benchmarks.metrics.perclip import one_line
 
-    done = {(r["clip"], r["metric"], r["offset_s"]) for r in read_jsonl(path)}
+    # a row that failed is tried again; the newest row of each (clip, metric, offset) counts
+    done = {(r["clip"], r["metric"], r["offset_s"]): r["status"] for r in read_jsonl(path)}
+    done = {k for k, status in done.items() if status != "error"}
     variant = get_variant(args.variant)
-    failed = 0
     with JsonlWriter(path) as writer:
         for video in tqdm(videos, unit="clip", desc="offset study", disable=None, file=sys.stderr):
             def emit(metric, offset, status, value=None, error=None, **extra):
@@ -160,7 +168,6 @@ def _score(path: Path, videos, metrics, offsets, models, args, device) -> int:
             if "av_align" in metrics and missing["av_align"]:
                 base = score_file(video, variant=variant)
                 if base.status == "error":
-                    failed += 1
                     for o in missing["av_align"]:
                         emit("av_align", o, "error", error=base.error)
                 else:
@@ -173,15 +180,13 @@ def _score(path: Path, videos, metrics, offsets, models, args, device) -> int:
                 for o in missing[m]:
                     try:
                         y, sr = cache.audio()
-                        shifted = DecodeCache(video, _frames=cache._frames, _native_times=cache._native_times,
-                                              _audio=(shift_audio(y, sr, o), sr))
+                        shifted = cache.with_audio(shift_audio(y, sr, o), sr)
                         scorer = desync.score_clip if m == "desync" else ib.score_clip
                         r = scorer(models[m][0], shifted, args.duration, "avbench", args.short, 8, device)
                     except desync.TooShort as exc:
-                        emit(m, o, "not_applicable", error=" ".join(str(exc).split()))
+                        emit(m, o, "not_applicable", error=one_line(exc, video))
                     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-                        failed += 1
-                        emit(m, o, "error", error=" ".join(str(exc).split()))
+                        emit(m, o, "error", error=one_line(exc, video))
                         tqdm.write(f"benchmarks.study: {m} of {video} at {o:+g} s: {exc}", file=sys.stderr)
                     else:
                         if m == "desync":  # Synchformer's sign (positive: audio earlier) on the study's axis
@@ -189,7 +194,6 @@ def _score(path: Path, videos, metrics, offsets, models, args, device) -> int:
                                  offsets_s=r["offsets_s"])
                         else:
                             emit(m, o, "ok", r["ib_score"])
-    return failed
 
 
 def auc_table(rows: Sequence[dict], metrics: Sequence[str], offsets: Sequence[float]) -> dict[str, dict]:

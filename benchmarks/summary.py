@@ -162,7 +162,7 @@ def print_table(rows: Sequence[dict]) -> None:
                f"{r['delta_ci_low']:+.3f}..{r['delta_ci_high']:+.3f}" + ("†" if significant(r) else " "))
         print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
               f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{dci:>18}"
-              + "".join(f"{num(r.get(k), '.4g') + notes.get((r['method'], k), ' '):>10}" for k in quality)
+              + "".join(f"{num(r.get(k), '.4g') + notes.get(cell_key(r, k), ' '):>10}" for k in quality)
               + f"{num(r['s_per_clip_p50'], '.2f'):>8}{num(r['peak_mem_mb'], '.0f'):>9}")
     if any(significant(r) for r in rows):
         print("†: the paired 95% CI of the delta to the reference excludes 0")
@@ -194,7 +194,12 @@ def sync_footnotes(rows: Sequence[dict]) -> list[tuple[str, str]]:
     return [(mark, text) for text, mark in seen.items()]
 
 
-def sync_notes(rows: Sequence[dict]) -> dict[tuple[str, str], str]:
-    """``{(method, metric): mark}`` for the cells :func:`sync_footnotes` explains."""
+def cell_key(row: dict, metric: str) -> tuple:
+    """One table cell: the row's table (dataset, protocol, variant), its method, the metric."""
+    return row.get("dataset"), row.get("protocol"), row.get("variant"), row["method"], metric
+
+
+def sync_notes(rows: Sequence[dict]) -> dict[tuple, str]:
+    """``{cell_key: mark}`` for the cells :func:`sync_footnotes` explains."""
     marks = {text: mark for mark, text in sync_footnotes(rows)}
-    return {(r["method"], k): marks[_footnote(r, k)] for r in rows for k in SYNC_NAMES if _footnote(r, k)}
+    return {cell_key(r, k): marks[_footnote(r, k)] for r in rows for k in SYNC_NAMES if _footnote(r, k)}

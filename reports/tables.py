@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.io import atomic_path, write_text_atomic
-from benchmarks.summary import significant, sync_footnotes, sync_notes
+from benchmarks.summary import cell_key, significant, sync_footnotes, sync_notes
 
 DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
@@ -48,7 +48,8 @@ COLUMNS = (
 )
 NUMERIC = ("n", "n_undefined", "n_error", "n_scored", "av_align", "av_align_ci_low", "av_align_ci_high", "fvd", "fvd_n",
            "is", "is_std", "is_n", "clipsim", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n", "desync", "desync_ci_low",
-           "desync_ci_high", "desync_n", "desync_na", "ib", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na", "n_paired", "delta",
+           "desync_ci_high", "desync_n", "desync_na", "desync_err", "ib", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na",
+           "ib_err", "n_paired", "delta",
            "delta_ci_low", "delta_ci_high", "load_s", "load_mem_mb", "peak_mem_mb", "s_per_clip_p50",
            "s_per_clip_p90", "frames_per_s", "clips_per_hour")
 
@@ -74,11 +75,13 @@ def groups(rows: Sequence[dict]) -> list[tuple[str, str, str]]:
 
 def _fmt(key: str, row: dict, marks: dict | None = None) -> str:
     if key in ("desync", "ib"):
-        mark = (marks or {}).get((row["method"], key), "")
+        mark = (marks or {}).get(cell_key(row, key), "")
+        err = row.get(f"{key}_err", math.nan)
+        failed = f" ({int(err)} failed)" if isinstance(err, float) and not math.isnan(err) and err > 0 else ""
         value = row.get(key, math.nan)
         if isinstance(value, str) or math.isnan(value):
-            return DASH + mark
-        return f"{value:.3f} ({row[f'{key}_ci_low']:.3f} to {row[f'{key}_ci_high']:.3f}){mark}"
+            return DASH + mark + failed
+        return f"{value:.3f} ({row[f'{key}_ci_low']:.3f} to {row[f'{key}_ci_high']:.3f}){mark}{failed}"
     if key in ("av_align_ci", "delta_ci"):
         lo, hi = row[f"{key[:-3]}_ci_low"], row[f"{key[:-3]}_ci_high"]
         sign = "+" if key == "delta_ci" else ""
@@ -117,11 +120,15 @@ def best_cells(rows: Sequence[dict]) -> set[tuple[int, str]]:
         idx = [i for i, r in enumerate(rows) if (r["dataset"], r["protocol"], r["variant"]) == group
                and r.get("role", "compared") == "compared"]
         for key, _, direction in COLUMNS:
-            values = [(rows[i][key], i) for i in idx if direction and not math.isnan(rows[i].get(key, math.nan))]
-            if len(values) < 2:
-                continue
-            target = (max if direction == "max" else min)(v for v, _ in values)
-            best |= {(i, key) for v, i in values if v == target}
+            # DeSync / IB-score: judged only among rows scored with the same lineage, policy and L
+            lineages = {rows[i].get(f"{key}_lineage") for i in idx} if key in ("desync", "ib") else {None}
+            for lineage in lineages:
+                values = [(rows[i][key], i) for i in idx if direction and not math.isnan(rows[i].get(key, math.nan))
+                          and (key not in ("desync", "ib") or rows[i].get(f"{key}_lineage") == lineage)]
+                if len(values) < 2:
+                    continue
+                target = (max if direction == "max" else min)(v for v, _ in values)
+                best |= {(i, key) for v, i in values if v == target}
     return best
 
 
@@ -150,8 +157,9 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         keys = ["dataset", "protocol", "variant", "reference"] + [k for k, _, _ in COLUMNS if not k.endswith("_ci")] + \
                ["av_align_ci_low", "av_align_ci_high", "is_std", "is_n", "clipsim_ci_low", "clipsim_ci_high", "clipsim_n",
-                "fvd_lineage", "desync_ci_low", "desync_ci_high", "desync_n", "desync_na", "desync_lineage",
-                "desync_note", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na", "ib_lineage", "ib_note", "delta_ci_low",
+                "fvd_lineage", "desync_ci_low", "desync_ci_high", "desync_n", "desync_na", "desync_err",
+                "desync_lineage", "desync_note", "ib_ci_low", "ib_ci_high", "ib_n", "ib_na", "ib_err", "ib_lineage",
+                "ib_note", "delta_ci_low",
                 "delta_ci_high", "frames_per_s"]
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()

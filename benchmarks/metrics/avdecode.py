@@ -229,6 +229,11 @@ class DecodeCache:
                 self._frames[rate] = decode_at_rate(self.video, rate)
         return self._frames[rate]
 
+    def with_audio(self, audio: np.ndarray, sample_rate: int) -> "DecodeCache":
+        """The same clip with other audio ``(channels, samples)``: its decoded frames are shared (the
+        video is decoded once for both), the audio is ``audio``."""
+        return _SharedFrames(self, (audio, int(sample_rate)))
+
     def count_at_rate(self, rate: float) -> int:
         """How many frames :meth:`frames` gives at ``rate``: from the decoded frames when there, else
         from the packets' times (:func:`fps_filter_indices`), decoding nothing."""
@@ -244,3 +249,21 @@ class DecodeCache:
         if self._audio is None:
             self._audio = load_audio(self.video, self.audio_path)
         return self._audio
+
+
+class _SharedFrames(DecodeCache):
+    """A :class:`DecodeCache` that decodes through ``base`` (so ``base`` keeps what either decodes)
+    and has its own audio."""
+
+    def __init__(self, base: DecodeCache, audio: tuple):
+        super().__init__(base.video, base.audio_path, _audio=audio)
+        self._base = base
+
+    def frames(self, rate):
+        return self._base.frames(rate)
+
+    def native_times(self):
+        return self._base.native_times()
+
+    def count_at_rate(self, rate):
+        return self._base.count_at_rate(rate)

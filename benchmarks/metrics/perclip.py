@@ -30,6 +30,8 @@ from avalign.io.lock import lock_output
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from avalign.stats import bootstrap_ci
 
+from .weights import load_sync_model
+
 #: metric -> (record value key, lineages, direction)
 METRICS = {"desync": ("desync", ("avbench", "synchformer"), "lower"),
            "ib": ("ib_score", ("avbench", "javisbench"), "higher")}
@@ -79,20 +81,17 @@ def expand(paths) -> list[Path]:
     return out
 
 
-_LOADED: dict[tuple[str, str], tuple] = {}
+def check_duration(seconds: float | None) -> None:
+    """``--duration`` of the sync commands: None, or a finite positive number of seconds (UsageError)."""
+    if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+        raise UsageError(f"--duration must be a positive number of seconds, got {seconds:g}")
 
 
-def load(metric: str, weights: str | None):
-    """``(model, weight file, its digest)`` of ``desync`` or ``ib``, loaded once per process and
-    folder (a benchmark run checks the file before any work and scores with the same model); raises
-    :class:`~benchmarks.metrics.weights.WeightsError`."""
-    from .weights import load_imagebind, load_synchformer, tree_sha256
-
-    key = (metric, os.path.abspath(weights) if weights is not None else "")
-    if key not in _LOADED:
-        model, path = (load_synchformer if metric == "desync" else load_imagebind)(weights)
-        _LOADED[key] = (model.eval(), str(path), tree_sha256(path))
-    return _LOADED[key]
+def one_line(exc: BaseException, video=None) -> str:
+    """An exception as one line, without a leading ``"<video>: "`` (the record names the clip)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{video}: "
+    return reason[len(prefix):] if video is not None and reason.startswith(prefix) else reason
 
 
 def summary_of(records: list[dict], metric: str) -> dict:
@@ -116,12 +115,11 @@ def run(args: argparse.Namespace, device: str) -> int:
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} is refused: the {args.metric} lineage {args.lineage} fixes its own frame rate "
                              "and size (docs: Sync metrics)")
-    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
-        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    check_duration(args.duration)
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     videos = expand(args.paths)
-    model, weights, digest = load(args.metric, args.weights)
+    model, weights, digest = load_sync_model(args.metric, args.weights)
     settings = {"metric": args.metric, "lineage": args.lineage, "duration_arg_s": args.duration, "short": args.short,
                 "weights_sha256": digest}
     with lock_output(args.out) if args.out else nullcontext():
@@ -161,9 +159,7 @@ def _score(args, device, videos, model, weights, settings) -> int:
                 record = {**base, "status": "ok", **r}
                 tqdm.write(f"{video}: {key} {r[key]:.4g}", file=sys.stdout)
             except (DecodeError, ValueError, RuntimeError, OSError) as exc:  # one clip's failure, with its reason
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                prefix = f"{video}: "
-                reason = reason[len(prefix):] if reason.startswith(prefix) else reason  # the path is said once
+                reason = one_line(exc, video)  # the path is said once
                 record = {**base, "status": "error", "error": reason, "too_short": isinstance(exc, desync.TooShort)}
                 tqdm.write(f"{args.metric}: error: {video}: {reason}", file=sys.stderr)
             if writer is not None:

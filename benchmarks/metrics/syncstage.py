@@ -60,12 +60,13 @@ def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | 
 
     from . import desync, ib
     from .avdecode import DecodeCache, DecodeError
-    from .perclip import load
+    from .perclip import one_line
+    from .weights import load_sync_model
 
     wanted = [m for m in metrics if m in SYNC_METRICS]
     if not wanted:
         return
-    models = {m: load(m, weights) for m in wanted}
+    models = {m: load_sync_model(m, weights) for m in wanted}
     settings = {m: settings_of(m, lineages[m], short, duration_s, models[m][2]) for m in wanted}
     done = latest_sync(run_dir)
     todo: dict[tuple[str, str], list[str]] = {}
@@ -73,9 +74,8 @@ def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | 
         if g.get("status") != "ok":
             continue
         for m in wanted:
-            r = done.get((method, clip_id, m))
-            fresh = r is not None and r.get("attempt") == g.get("attempt") and \
-                {k: r.get(k) for k in settings[m]} == settings[m]
+            r = done.get((method, clip_id, m, settings_key(settings[m])))
+            fresh = r is not None and r.get("attempt") == g.get("attempt")
             if not fresh or (retry_errors and r["status"] == "error"):
                 todo.setdefault((method, clip_id), []).append(m)
     if not todo:
@@ -94,9 +94,9 @@ def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | 
                 try:
                     r = scorers[m](model, cache, duration_s, lineages[m], short, batch_size, device)
                 except desync.TooShort as exc:
-                    record = {**base, "status": "not_applicable", "error": " ".join(str(exc).split())}
+                    record = {**base, "status": "not_applicable", "error": one_line(exc, g["video"])}
                 except (DecodeError, ValueError, RuntimeError, OSError) as exc:  # one clip's failure, with its reason
-                    record = {**base, "status": "error", "error": " ".join(str(exc).split()) or type(exc).__name__}
+                    record = {**base, "status": "error", "error": one_line(exc, g["video"])}
                     failed += 1
                     tqdm.write(f"benchmarks.run: {m} of {method} {clip_id}: {record['error']}", file=sys.stderr)
                 else:
@@ -109,20 +109,49 @@ def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | 
         print(f"benchmarks.run: {failed} DeSync/IB scores failed (recorded; rerun with --retry-errors)", file=sys.stderr)
 
 
-def latest_sync(run_dir) -> dict[tuple[str, str, str], dict]:
-    """The newest record per (method, clip_id, metric) of ``RUN_DIR/sync.jsonl``."""
-    return {(r["method"], r["clip_id"], r["metric"]): r for r in read_jsonl(os.path.join(run_dir, FILE))}
+SETTINGS = ("lineage", "short", "duration_s", "weights_sha256")
+
+
+def settings_key(record: dict) -> tuple:
+    """What makes a record's value besides the clip: lineage, short-clip policy, L, weights."""
+    return tuple(record.get(k) for k in SETTINGS)
+
+
+def latest_sync(run_dir) -> dict[tuple, dict]:
+    """The newest record per ``(method, clip_id, metric, settings_key)`` of ``RUN_DIR/sync.jsonl``
+    (records of other settings are kept apart, never mixed into one value)."""
+    return {(r["method"], r["clip_id"], r["metric"], settings_key(r)): r
+            for r in read_jsonl(os.path.join(run_dir, FILE))}
+
+
+def newest_settings(run_dir) -> dict[str, dict]:
+    """``{metric: settings}`` of the newest record of each metric in ``RUN_DIR/sync.jsonl``: what a
+    summary made without ``--metrics desync,ib`` shows."""
+    out: dict[str, dict] = {}
+    for r in read_jsonl(os.path.join(run_dir, FILE)):
+        out[r["metric"]] = {k: r.get(k) for k in SETTINGS}
+    return out
+
+
+def failed_clips(run_dir, generated: dict, methods) -> int:
+    """Clips of ``methods`` whose newest sync record of their current attempt is an error (under any
+    settings still the newest for that metric)."""
+    wanted = newest_settings(run_dir)
+    return len({(m, c) for (m, c, k, key), r in latest_sync(run_dir).items()
+                if m in methods and k in wanted and key == settings_key(wanted[k]) and r["status"] == "error"
+                and (generated.get((m, c)) or {}).get("attempt") == r.get("attempt")})
 
 
 def sync_columns(method: str, records: dict, generated: dict | None, wanted: dict[str, dict]) -> dict[str, Any]:
     """The summary columns of ``method`` for each metric of ``wanted`` (``{metric: {"lineage", "short",
-    "duration_s"}}``, the run's settings): the mean and 95% bootstrap CI over its clips scored ``ok``,
-    ``*_n``, ``*_na`` (clips not applicable), ``*_lineage`` and ``*_note`` (the footnote's reason).
-    Only records of the method's current generation attempts and of the run's settings count."""
+    "duration_s", "weights_sha256"}}``, the run's settings): the mean and 95% bootstrap CI (over
+    clips) of its clips scored ``ok``, ``*_n``, ``*_na`` (clips not applicable), ``*_err`` (clips that
+    failed), ``*_lineage`` and ``*_note`` (the footnote's reason).  Only records of the method's
+    current generation attempts and of exactly these settings count."""
     out: dict[str, Any] = {}
     for metric, s in wanted.items():
-        mine = [r for (m, c, k), r in records.items() if m == method and k == metric
-                and all(r.get(f) == s[f] for f in ("lineage", "short", "duration_s"))
+        mine = [r for (m, c, k, key), r in records.items() if m == method and k == metric
+                and key == settings_key(s)
                 and (generated is None or (generated.get((m, c)) or {}).get("attempt") == r.get("attempt"))]
         if not mine:
             continue
@@ -134,6 +163,7 @@ def sync_columns(method: str, records: dict, generated: dict | None, wanted: dic
         value = (set_desync(ok) if metric == "desync" else float(np.mean(values))) if values else None
         out.update({metric: value, f"{metric}_ci_low": low,
                     f"{metric}_ci_high": high, f"{metric}_n": len(values), f"{metric}_na": len(na),
+                    f"{metric}_err": sum(r["status"] == "error" for r in mine),
                     f"{metric}_lineage": describe(metric, s["lineage"], s["short"], s["duration_s"])})
         if na:  # the footnote: the first clip's reason (every clip of one length gives the same)
             out[f"{metric}_note"] = na[0]["error"]

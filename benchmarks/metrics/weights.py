@@ -295,3 +295,30 @@ def load_imagebind(weights_dir: str | os.PathLike | None):
     wanted = set(model.state_dict())
     return load_strict(model, {k: v for k, v in state.items() if k in wanted or
                                (k.split(".")[1:2] in (["vision"], ["audio"]))}, path, "imagebind"), path
+
+
+_SYNC_MODELS: dict[tuple[str, str, str | None], tuple] = {}
+
+
+def sync_weight_path(metric: str, weights_dir: str | os.PathLike | None) -> Path:
+    """The weight file ``desync`` or ``ib`` reads from ``weights_dir`` (DeSync: av-benchmark's file,
+    else the original release); raises :class:`WeightsError` when it is not there."""
+    key = "synchformer" if metric == "desync" else "imagebind"
+    folder = Path(weights_dir) if weights_dir is not None else None
+    if folder is not None and key == "synchformer" and not (folder / WEIGHTS["synchformer"].name).exists() and \
+            (folder / WEIGHTS["synchformer_original"].name).exists():
+        key = "synchformer_original"
+    return locate(weights_dir, key)
+
+
+def load_sync_model(metric: str, weights_dir: str | os.PathLike | None):
+    """``(model, weight file, its digest)`` of ``desync`` (:func:`load_synchformer`) or ``ib``
+    (:func:`load_imagebind`), eval mode, loaded once per process, folder and file digest (a benchmark
+    run checks the file before any work and scores with the same model; a file replaced in place is
+    loaded again).  Raises :class:`WeightsError`."""
+    path = sync_weight_path(metric, weights_dir)
+    cache = (metric, str(path.resolve()), tree_sha256(path))
+    if cache not in _SYNC_MODELS:
+        model, path = (load_synchformer if metric == "desync" else load_imagebind)(weights_dir)
+        _SYNC_MODELS[cache] = (model.eval(), str(path), cache[2])
+    return _SYNC_MODELS[cache]

@@ -42,9 +42,10 @@ def _split_lines(root: Path, split: str | None, error) -> list[tuple[str, str]]:
     return out
 
 
-def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test") -> list:
+def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test") -> tuple[list, dict[str, str]]:
     """The clips of ``split`` ("train", "test", or None for both) of an AVSync15 (``layout="avsync15"``)
-    or The Greatest Hits (``"greatest_hits"``) folder, in the split file's order, then by split.
+    or The Greatest Hits (``"greatest_hits"``) folder, in the split file's order (train first), and
+    ``{clip_id: category}`` (AVSync15's folder name; The Greatest Hits' one label).
 
     Raises :class:`~tempotokens.data.datasets.DatasetError` for a missing folder or split file, a
     malformed line (file and line number), or an unreadable ``class_mapping.json``."""
@@ -60,7 +61,7 @@ def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test")
             mapping = {str(k): str(v) for k, v in json.loads((root / "class_mapping.json").read_text()).items()}
         except (ValueError, AttributeError) as exc:
             raise DatasetError(f"{root / 'class_mapping.json'}: not a JSON object of category -> text ({exc})") from None
-    clips, missing, seen = [], 0, set()
+    clips, missing, seen, categories = [], 0, {}, {}
     for n, (name, line) in enumerate(_split_lines(root, split, DatasetError), 1):
         rel = Path(line)
         if rel.suffix.lower() != ".mp4" or rel.is_absolute() or ".." in rel.parts:
@@ -74,16 +75,18 @@ def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test")
             clip_id = f"{category}__{rel.stem}"  # one flat name per clip (a run writes clips/<method>/<id>.mp4)
         else:
             label, clip_id = GREATEST_HITS_LABEL, rel.stem
+        if clip_id in seen:  # within a split file, or in both
+            raise DatasetError(f"{root / (name + '.txt')}: {line} is listed twice"
+                               + (" (also in another split file)" if seen[clip_id] != name else ""))
+        seen[clip_id] = name
         video = videos / rel
         if not video.is_file():
             missing += 1
             continue
-        if clip_id in seen:
-            raise DatasetError(f"{root / (name + '.txt')}: {line} is listed twice")
-        seen.add(clip_id)
         wav = video.with_suffix(".wav")
         clips.append(ClipInfo(clip_id=clip_id, video=str(video), audio=str(wav) if wav.is_file() else None,
-                              label=label, split=name))
+                              label=label, split=name, caption=None))
+        categories[clip_id] = rel.parts[0] if layout == "avsync15" else label
     if missing:
         logger.warning("%s: %d listed videos are not in %s (left out)", root, missing, videos)
-    return clips
+    return clips, categories

@@ -101,7 +101,8 @@ def index_dataset(
     classes: Sequence[str] | None = None,
     exclude_ids: Iterable[str] = (),
 ) -> list[ClipInfo]:
-    """The clips of one split that exist on disk, sorted by id.
+    """The clips of one split that exist on disk, sorted by id (ASVA's layouts: in their split
+    files' order).
 
     Parameters
     ----------
@@ -109,7 +110,8 @@ def index_dataset(
     dataset : one of :data:`DATASETS` (selects the default CSV name; ``folder`` reads any folder)
     split : "train", "test", or None for both
     csv_path : the split table (default ``ROOT/<csv name>``)
-    classes : keep only these labels (default: all; the reference kept one class by mistake)
+    classes : keep only these labels (default: all; the reference kept one class by mistake); for
+        AVSync15 a category folder name works too
     exclude_ids : ytids to drop (VGGSound's ``unmatch_videos.pkl``)
 
     Raises
@@ -127,8 +129,9 @@ def index_dataset(
     if dataset in ("avsync15", "greatest_hits"):
         from .asva import index_asva
 
-        clips = index_asva(root, dataset, split)
-        return [c for c in clips if (classes is None or c.label in classes) and c.clip_id not in set(exclude_ids)]
+        clips, categories = index_asva(root, dataset, split)  # the split file's order, not sorted by id
+        return [c for c in clips if (classes is None or c.label in classes or categories[c.clip_id] in classes)
+                and c.clip_id not in set(exclude_ids)]
     table_path = Path(csv_path or root / CSV_NAMES[dataset])
     if not table_path.is_file():
         raise DatasetError(f"{table_path}: split table (CSV) not found")

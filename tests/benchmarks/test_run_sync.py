@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avalign.io import read_jsonl
@@ -93,13 +94,13 @@ def test_padded_short_clips_equal_the_standalone_command(long_root, tmp_path, ca
 
 @pytest.mark.slow
 def test_long_clips_are_scored_decoded_once_per_rule_and_resumed(long_root, tmp_path, monkeypatch, capsys):
-    from benchmarks.metrics import avdecode, perclip, weights
+    from benchmarks.metrics import avdecode, weights
 
     decoded, loaded = [], []
     real_decode, real_load = avdecode.decode_at_rate, weights.load_synchformer
     monkeypatch.setattr(avdecode, "decode_at_rate", lambda v, r: decoded.append((str(v), r)) or real_decode(v, r))
     monkeypatch.setattr(weights, "load_synchformer", lambda w: loaded.append(w) or real_load(w))
-    monkeypatch.setattr(perclip, "_LOADED", {})
+    monkeypatch.setattr(weights, "_SYNC_MODELS", {})
     out = tmp_path / "run"
     assert main(_args(long_root, out, LONG)) == 0
     assert len(loaded) == 1  # checked before any work, then scored with, the same model
@@ -142,6 +143,50 @@ def test_a_missing_or_wrong_weights_file_is_one_line_before_anything_runs(long_r
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0] and "Traceback" not in err[0], err
         assert not out.exists()
+
+
+def test_failures_regenerated_clips_other_weights_and_a_summarize_only_rerun(long_root, tmp_path, capsys):
+    """A clip that cannot be decoded is an error record, the run exits 1 and the cell says so; a
+    regenerated clip is scored again; records of other weights are kept apart, never averaged in;
+    ``--stages summarize`` without ``--metrics`` keeps the columns."""
+    out = tmp_path / "run"
+    base = ["--data-root", str(long_root), "--model", "tiny", "--out", str(out), *SHORT, "--methods", "ground_truth"]
+    assert main(base) == 0  # AV-Align only
+    broken = sorted((out / "clips" / "ground_truth").glob("*.mp4"))[0]
+    broken.write_bytes(b"not a video")
+    sync = [*base, "--metrics", "av_align,desync,ib", "--weights", str(WEIGHTS), "--stages", "metrics,summarize"]
+    assert main(sync) == 1
+    row = _rows(out)["ground_truth"]
+    assert (row["desync_err"], row["desync_na"], row["ib_err"]) == ("1", "2", "1")
+    records = read_jsonl(out / "sync.jsonl")
+    bad = [r for r in records if r["clip_id"] == broken.stem]
+    assert {r["status"] for r in bad} == {"error"} and str(broken) not in bad[0]["error"]
+    from reports.tables import read_summary, write_tables  # (the report's filmstrips would need the clip)
+
+    assert "—\\* (1 failed)" in write_tables(read_summary(out / "summary.csv"), tmp_path / "report")["md"].read_text()
+    # the clip regenerated (a new attempt): scored again, and no longer failing
+    from avalign.io import write_video
+
+    gen = out / "generate-0.jsonl"
+    recs = read_jsonl(gen)
+    mine = next(i for i, r in enumerate(recs) if r["clip_id"] == broken.stem)
+    write_video(broken, np.zeros((24, 32, 32, 3), np.uint8), 12)
+    recs.append({**recs[mine], "attempt": "regenerated"})
+    gen.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main(sync) == 0
+    fresh = read_jsonl(out / "sync.jsonl")[len(records):]
+    assert [(r["clip_id"], r["attempt"], r["status"]) for r in fresh] == [(broken.stem, "regenerated", "not_applicable")] * 2
+    assert _rows(out)["ground_truth"]["desync_err"] == "0"
+    # another weights file (the original release's layout: other bytes): its own records, and only they count
+    n = len(read_jsonl(out / "sync.jsonl"))
+    assert main([*base, "--metrics", "av_align,desync", "--weights", str(SYNC / "original"),
+                 "--stages", "metrics,summarize"]) == 0
+    assert len(read_jsonl(out / "sync.jsonl")) == n + 3
+    row = _rows(out)["ground_truth"]
+    assert row["desync_na"] == "3" and row["ib_na"] == "3"  # 3 clips each, not 6
+    # a summary made without --metrics keeps both columns (the newest records' settings)
+    assert main([*base, "--stages", "summarize"]) == 0
+    assert _rows(out)["ground_truth"]["desync_lineage"].startswith("avbench, L = 2 s")
 
 
 def test_env_names_the_sync_lineages(long_root, tmp_path):
