@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,20 +109,27 @@ def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
     return np.stack(frames)
 
 
-def packet_times(path: str | os.PathLike) -> list[float]:
-    """The presentation times (s, ascending) of the first video stream's frames, from its packets
-    alone (nothing decoded)."""
+@contextmanager
+def _video_stream(path: Path, failing: str):
+    """``(container, first video stream)`` of ``path``; an FFmpeg error inside is one
+    :class:`DecodeError` line: ``"<path>: <failing> (<reason>)"``."""
     import av
 
-    path = Path(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DecodeError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            times = sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None)
+            yield container, container.streams.video[0]
     except av.error.FFmpegError as exc:
-        raise DecodeError(f"{path}: cannot read ({_reason(exc)})") from None
+        raise DecodeError(f"{path}: {failing} ({_reason(exc)})") from None
+
+
+def packet_times(path: str | os.PathLike) -> list[float]:
+    """The presentation times (s, ascending) of the first video stream's frames, from its packets
+    alone (nothing decoded)."""
+    path = Path(path)
+    with _video_stream(path, "cannot read") as (container, stream):
+        times = sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None)
     if not times:
         raise DecodeError(f"{path}: no video frames")
     return times
@@ -130,20 +138,12 @@ def packet_times(path: str | os.PathLike) -> list[float]:
 def decode_native(path: str | os.PathLike) -> tuple[np.ndarray, list[float]]:
     """Every frame of the first video stream as decoded, rgb24 ``(T, H, W, 3)`` uint8, and its
     presentation time in seconds."""
-    import av
-
     path = Path(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DecodeError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            frames, times = [], []
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(float(frame.pts * stream.time_base) if frame.pts is not None else len(times))
-    except av.error.FFmpegError as exc:
-        raise DecodeError(f"{path}: decoding failed ({_reason(exc)})") from None
+    frames, times = [], []
+    with _video_stream(path, "decoding failed") as (container, stream):
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(float(frame.pts * stream.time_base) if frame.pts is not None else len(times))
     if not frames:
         raise DecodeError(f"{path}: no video frames")
     return np.stack(frames), times

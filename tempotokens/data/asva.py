@@ -42,41 +42,45 @@ def _split_lines(root: Path, split: str | None, error) -> list[tuple[str, str]]:
     return out
 
 
-def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test") -> tuple[list, dict[str, str]]:
+class LayoutError(ValueError):
+    """A folder that is not in the layout (one line naming the file); ``index_dataset`` raises it as
+    :class:`~tempotokens.data.datasets.DatasetError`."""
+
+
+def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test") -> tuple[list[dict], dict[str, str]]:
     """The clips of ``split`` ("train", "test", or None for both) of an AVSync15 (``layout="avsync15"``)
     or The Greatest Hits (``"greatest_hits"``) folder, in the split file's order (train first), and
-    ``{clip_id: category}`` (AVSync15's folder name; The Greatest Hits' one label).
+    ``{clip_id: category}`` (AVSync15's folder name; The Greatest Hits' one label).  A clip is the
+    fields of a :class:`~tempotokens.data.datasets.ClipInfo`.
 
-    Raises :class:`~tempotokens.data.datasets.DatasetError` for a missing folder or split file, a
-    malformed line (file and line number), or an unreadable ``class_mapping.json``."""
-    from .datasets import ClipInfo, DatasetError
-
+    Raises :class:`LayoutError` for a missing folder or split file, a malformed or repeated line
+    (naming the file), or an unreadable ``class_mapping.json``."""
     root = Path(root)
     videos = root / "videos"
     if not videos.is_dir():
-        raise DatasetError(f"{videos}: not found ({LAYOUTS[layout]} keeps its mp4s in videos/)")
+        raise LayoutError(f"{videos}: not found ({LAYOUTS[layout]} keeps its mp4s in videos/)")
     mapping: dict[str, str] = {}
     if layout == "avsync15" and (root / "class_mapping.json").is_file():
         try:
             mapping = {str(k): str(v) for k, v in json.loads((root / "class_mapping.json").read_text()).items()}
         except (ValueError, AttributeError) as exc:
-            raise DatasetError(f"{root / 'class_mapping.json'}: not a JSON object of category -> text ({exc})") from None
+            raise LayoutError(f"{root / 'class_mapping.json'}: not a JSON object of category -> text ({exc})") from None
     clips, missing, seen, categories = [], 0, {}, {}
-    for n, (name, line) in enumerate(_split_lines(root, split, DatasetError), 1):
+    for n, (name, line) in enumerate(_split_lines(root, split, LayoutError), 1):
         rel = Path(line)
         if rel.suffix.lower() != ".mp4" or rel.is_absolute() or ".." in rel.parts:
-            raise DatasetError(f"{root / (name + '.txt')}: line {line!r}: expected a relative path to an .mp4 "
+            raise LayoutError(f"{root / (name + '.txt')}: line {line!r}: expected a relative path to an .mp4 "
                                "under videos/")
         if layout == "avsync15":
             if len(rel.parts) != 2:
-                raise DatasetError(f"{root / (name + '.txt')}: line {line!r}: expected <category>/<name>.mp4")
+                raise LayoutError(f"{root / (name + '.txt')}: line {line!r}: expected <category>/<name>.mp4")
             category = rel.parts[0]
             label = mapping.get(category, category.replace("_", " "))
             clip_id = f"{category}__{rel.stem}"  # one flat name per clip (a run writes clips/<method>/<id>.mp4)
         else:
             label, clip_id = GREATEST_HITS_LABEL, rel.stem
         if clip_id in seen:  # within a split file, or in both
-            raise DatasetError(f"{root / (name + '.txt')}: {line} is listed twice"
+            raise LayoutError(f"{root / (name + '.txt')}: {line} is listed twice"
                                + (" (also in another split file)" if seen[clip_id] != name else ""))
         seen[clip_id] = name
         video = videos / rel
@@ -84,8 +88,8 @@ def index_asva(root: str | os.PathLike, layout: str, split: str | None = "test")
             missing += 1
             continue
         wav = video.with_suffix(".wav")
-        clips.append(ClipInfo(clip_id=clip_id, video=str(video), audio=str(wav) if wav.is_file() else None,
-                              label=label, split=name, caption=None))
+        clips.append(dict(clip_id=clip_id, video=str(video), audio=str(wav) if wav.is_file() else None,
+                          label=label, split=name, caption=None))
         categories[clip_id] = rel.parts[0] if layout == "avsync15" else label
     if missing:
         logger.warning("%s: %d listed videos are not in %s (left out)", root, missing, videos)

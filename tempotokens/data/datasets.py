@@ -127,9 +127,13 @@ def index_dataset(
     if dataset == "folder":  # a folder has no split: every split is the whole folder
         return index_folder(root)
     if dataset in ("avsync15", "greatest_hits"):
-        from .asva import index_asva
+        from .asva import LayoutError, index_asva
 
-        clips, categories = index_asva(root, dataset, split)  # the split file's order, not sorted by id
+        try:
+            rows, categories = index_asva(root, dataset, split)  # the split file's order, not sorted by id
+        except LayoutError as exc:
+            raise DatasetError(str(exc)) from None
+        clips = [ClipInfo(**r) for r in rows]
         return [c for c in clips if (classes is None or c.label in classes or categories[c.clip_id] in classes)
                 and c.clip_id not in set(exclude_ids)]
     table_path = Path(csv_path or root / CSV_NAMES[dataset])

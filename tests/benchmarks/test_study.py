@@ -89,7 +89,8 @@ def test_the_study_of_every_metric(tmp_path, capsys):
 @pytest.mark.parametrize("extra, words", [(["--offsets", "0"], "positive whole numbers"),
                                           (["--offsets", "x"], "whole numbers of frames"),
                                           (["--metrics", "fvd"], "choose from av_align, desync, ib"),
-                                          (["--duration", "-1"], "--duration must be positive")])
+                                          (["--duration", "-1"], "--duration must be a positive number of seconds"),
+                                          (["--duration", "inf"], "got inf")])
 def test_bad_usage_is_one_line(tmp_path, extra, words, capsys):
     assert main([str(SYNC / "clips"), "--weights", str(WEIGHTS), "--out", str(tmp_path / "s"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
