@@ -260,13 +260,13 @@ def sync_settings(args: argparse.Namespace, protocol: Protocol, run_dir: Path) -
     and IB columns are made of: those of ``--metrics`` (this run's settings), and for a metric not
     asked for, the settings of its newest record in the folder (so ``--stages summarize`` keeps them)."""
     from .metrics.syncstage import newest_settings
-    from .metrics.weights import sync_weight_path
+    from .metrics.weights import sync_weights_digest
 
     out = newest_settings(run_dir)
     for m in args.metric_names:
         if m in ("desync", "ib"):
             out[m] = {"lineage": sync_lineages(args)[m], "short": args.short, "duration_s": protocol.duration_s,
-                      "weights_sha256": tree_sha256(sync_weight_path(m, args.weights))}
+                      "weights_sha256": sync_weights_digest(m, args.weights)}
     return out
 
 

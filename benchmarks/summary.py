@@ -77,7 +77,7 @@ def summary_rows(dataset: str, records: Sequence[dict], profiles: Sequence[dict]
     """One row per method (in ``order``, then any other method found), from the latest record of
     each clip, the methods' ``load`` profiles, the newest video-quality metric records and the
     per-clip DeSync / IB records ``sync`` scored with ``sync_settings`` (``{metric: {lineage, short,
-    duration_s}}``)."""
+    duration_s, weights_sha256}}``)."""
     from .metrics.syncstage import sync_columns
 
     methods = list(dict.fromkeys([m for m in order if any(r["method"] == m for r in records)] +

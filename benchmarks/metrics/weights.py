@@ -311,13 +311,28 @@ def sync_weight_path(metric: str, weights_dir: str | os.PathLike | None) -> Path
     return locate(weights_dir, key)
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def sync_weights_digest(metric: str, weights_dir: str | os.PathLike | None) -> str:
+    """:func:`tree_sha256` of the weight file ``metric`` reads, hashed once per process while the
+    file keeps its size and modification time (ImageBind-huge is 4.5 GB: a run asks for its digest
+    when it checks the file, when it scores and when it summarises)."""
+    path = sync_weight_path(metric, weights_dir)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = tree_sha256(path)
+    return _DIGESTS[key]
+
+
 def load_sync_model(metric: str, weights_dir: str | os.PathLike | None):
     """``(model, weight file, its digest)`` of ``desync`` (:func:`load_synchformer`) or ``ib``
     (:func:`load_imagebind`), eval mode, loaded once per process, folder and file digest (a benchmark
     run checks the file before any work and scores with the same model; a file replaced in place is
     loaded again).  Raises :class:`WeightsError`."""
     path = sync_weight_path(metric, weights_dir)
-    cache = (metric, str(path.resolve()), tree_sha256(path))
+    cache = (metric, str(path.resolve()), sync_weights_digest(metric, weights_dir))
     if cache not in _SYNC_MODELS:
         model, path = (load_synchformer if metric == "desync" else load_imagebind)(weights_dir)
         _SYNC_MODELS[cache] = (model.eval(), str(path), cache[2])
