@@ -56,7 +56,9 @@ def add_parsers(sub) -> None:
         p.add_argument("--out", metavar="R.jsonl", help="per-clip records (resumable); the summary goes to "
                                                         "R.summary.json")
         p.add_argument("--device", default=None, metavar="D", help="torch device (default: cuda if available, else cpu)")
-        p.add_argument("--batch-size", type=int, default=8, metavar="B", help="segments or views per model call")
+        p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                       help="segments or views per model call (default: DeSync 1 video segment on a CPU, 8 on a GPU, "
+                            "8 mel segments; IB 3 views on a CPU, 8 on a GPU)")
         p.add_argument("--fps", help=argparse.SUPPRESS)  # refused with a reason (see run)
         p.add_argument("--size", help=argparse.SUPPRESS)
 
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace, device: str) -> int:
             raise UsageError(f"--{flag} is refused: the {args.metric} lineage {args.lineage} fixes its own frame rate "
                              "and size (docs: Sync metrics)")
     check_duration(args.duration)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     videos = expand(args.paths)
     model, weights, digest = load_sync_model(args.metric, args.weights)

@@ -49,7 +49,7 @@ def describe(metric: str, lineage: str, short: str, duration_s: float | None) ->
 
 
 def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | None, *, duration_s: float | None,
-               lineages: dict[str, str], short: str = "error", device: str = "cpu", batch_size: int = 8,
+               lineages: dict[str, str], short: str = "error", device: str = "cpu", batch_size: int | None = None,
                retry_errors: bool = False) -> None:
     """Score every ok clip of ``generated`` (the latest generation record per ``(method, clip_id)``)
     with each metric of ``metrics`` (of :data:`SYNC_METRICS`) into ``RUN_DIR/sync.jsonl``.

@@ -52,20 +52,31 @@ def test_desync_records_summary_resume_and_exit_status(clips, tmp_path, capsys):
     assert len(err) == 1 and "other settings" in err[0] and "duration_arg_s 5.0 -> 4.9" in err[0]
 
 
-def test_ib_command_matches_the_reference(clips, tmp_path, capsys):
-    out = tmp_path / "ib.jsonl"
+@pytest.mark.parametrize("batch", [[], ["--batch-size", "2"]])
+def test_ib_command_matches_the_reference(clips, tmp_path, capsys, batch):
+    out = tmp_path / "ib.jsonl"  # its 3 views in the default batch (3 on a CPU) or split 2 + 1
     assert main(["ib", str(clips / "pub02_orbit.mp4"), "--weights", str(SYNC / "weights"), "--duration", "5",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), *batch]) == 0
     (r,) = read_jsonl(out)
     assert r["ib_score"] == pytest.approx(EXPECTED["summary"]["per_clip"]["pub02_orbit"]["IB_score"], abs=1e-5)
     assert r["n_views"] == 3 and r["lineage"] == "avbench"
+
+
+def test_desync_batch_size_keeps_the_reference_result(clips, tmp_path):
+    out = tmp_path / "r.jsonl"  # 5 segments per call: the windows' segments span calls
+    assert main(["desync", str(clips / "pub02_orbit.mp4"), "--weights", str(SYNC / "weights"), "--duration", "5",
+                 "--batch-size", "5", "--out", str(out)]) == 0
+    (r,) = read_jsonl(out)
+    assert r["offsets_s"] == [w["offset_sec_float32"] for w in WINDOWS["pub02_orbit"]]
+    assert r["desync"] == EXPECTED["summary"]["per_clip"]["pub02_orbit"]["DeSync"]
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--fps", "12"], "--fps is refused"),
     (["--size", "32x32"], "--size is refused"),
     (["--duration", "0"], "--duration must be a positive number of seconds"),
-        (["--duration", "inf"], "--duration must be a positive number of seconds, got inf"),
+    (["--duration", "inf"], "--duration must be a positive number of seconds, got inf"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
 ])
 def test_usage_errors_are_one_line(clips, extra, message, capsys):
     assert main(["desync", str(clips), "--weights", str(SYNC / "weights"), *extra]) == 2
