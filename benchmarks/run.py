@@ -50,6 +50,7 @@ from tempotokens.toy import SHIPPED as TOY_MODEL
 from tempotokens.defaults import TOY, for_model
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
+from .metrics.syncprotocol import SHORT_POLICIES
 from .metrics.weights import WeightsError, tree_sha256
 from .records import ClipKey, ScoreRecord
 from .runfolder import RunFolderError, claim, latest, read_all
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DeSync's published computation (docs: Sync metrics)")
     p.add_argument("--ib-lineage", default="avbench", choices=("avbench", "javisbench"),
                    help="IB-score's published computation (docs: Sync metrics)")
-    p.add_argument("--short", default="error", choices=("error", "pad"),
+    p.add_argument("--short", default="error", choices=SHORT_POLICIES,
                    help="DeSync / IB-score of a clip shorter than the lineage needs: not applicable (a dash "
                         "and a footnote), or scored padded as JavisBench pads")
     p.add_argument("--clipsim-template", default="{label}", metavar="TEXT", help="text each clip's dataset label is put through")

@@ -39,6 +39,8 @@ from avalign.io import (FolderClaimError, JsonlWriter, claim_folder, lock_output
                         write_text_atomic)
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK, exit_with
 
+from .metrics.syncprotocol import SHORT_POLICIES
+
 STUDY_FPS = 25  #: offsets are frame periods at 25 fps, the learned metrics' video rate
 METRICS = ("av_align", "desync", "ib")
 NAMES = {"av_align": "AV-Align", "desync": "DeSync", "ib": "IB-score"}
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, metavar="S", help="clip length L of DeSync and IB-score "
                                                                "(default: each clip's)")
     p.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS), help="AV-Align variant")
-    p.add_argument("--short", default="error", choices=("error", "pad"),
+    p.add_argument("--short", default="error", choices=SHORT_POLICIES,
                    help="DeSync / IB of a clip shorter than the lineage needs: not applicable, or padded")
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: cuda if available, else cpu)")
     return p

@@ -153,7 +153,7 @@ def print_table(rows: Sequence[dict]) -> None:
     quality = [k for k in ("fvd", "is", "clipsim") if any(r.get(k) is not None for r in rows)]
     quality += [k for k in ("desync", "ib") if any(r.get(f"{k}_lineage") for r in rows)]
     heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑", "desync": "DeSync↓", "ib": "IB↑"}
-    notes = sync_notes(rows)
+    footnotes, notes = sync_footnotes(rows)
     print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align↑':>10}{'95% CI':>15}{'delta':>9}"
           f"{'paired 95% CI':>18}" + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
     for r in rows:
@@ -170,7 +170,7 @@ def print_table(rows: Sequence[dict]) -> None:
         lineage = next((r[f"{k}_lineage"] for r in rows if r.get(f"{k}_lineage")), None)
         if lineage:
             print(f"{heads[k]}: {SYNC_NAMES[k]} [{lineage}] (mean over the clips it applies to)")
-    for mark, text in sync_footnotes(rows):
+    for mark, text in footnotes:
         print(f"{mark} {text}")
 
 
@@ -182,24 +182,20 @@ def _footnote(row: dict, metric: str) -> str | None:
     return f"{SYNC_NAMES[metric]} not applicable ({row.get(f'{metric}_lineage')}): {note}" if note else None
 
 
-def sync_footnotes(rows: Sequence[dict]) -> list[tuple[str, str]]:
-    """``[(mark, text)]``: one footnote per distinct reason a sync cell has clips it does not apply
-    to (marks ``*``, ``**``, ...), in first-seen order."""
+def sync_footnotes(rows: Sequence[dict]) -> tuple[list[tuple[str, str]], dict[tuple, str]]:
+    """``(notes, marks)``: ``notes`` is ``[(mark, text)]``, one footnote per distinct reason a sync
+    cell has clips it does not apply to (marks ``*``, ``**``, ...), in first-seen order; ``marks`` is
+    ``{cell_key: mark}`` for the cells they explain."""
     seen: dict[str, str] = {}
+    marks: dict[tuple, str] = {}
     for r in rows:
         for k in SYNC_NAMES:
             text = _footnote(r, k)
             if text:
-                seen.setdefault(text, "*" * (len(seen) + 1))
-    return [(mark, text) for text, mark in seen.items()]
+                marks[cell_key(r, k)] = seen.setdefault(text, "*" * (len(seen) + 1))
+    return [(mark, text) for text, mark in seen.items()], marks
 
 
 def cell_key(row: dict, metric: str) -> tuple:
     """One table cell: the row's table (dataset, protocol, variant), its method, the metric."""
     return row.get("dataset"), row.get("protocol"), row.get("variant"), row["method"], metric
-
-
-def sync_notes(rows: Sequence[dict]) -> dict[tuple, str]:
-    """``{cell_key: mark}`` for the cells :func:`sync_footnotes` explains."""
-    marks = {text: mark for mark, text in sync_footnotes(rows)}
-    return {cell_key(r, k): marks[_footnote(r, k)] for r in rows for k in SYNC_NAMES if _footnote(r, k)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avalign.io import atomic_path, write_text_atomic
-from benchmarks.summary import cell_key, significant, sync_footnotes, sync_notes
+from benchmarks.summary import cell_key, significant, sync_footnotes
 
 DASH = "—"
 #: Columns shown, their header, and which direction is better (None: not judged).
@@ -166,7 +166,7 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
         writer.writerows({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows)
 
     md = []
-    marks = sync_notes(rows)
+    notes, marks = sync_footnotes(rows)
     shown = shown_columns(rows)
     for group in groups(rows):
         md += [f"**{caption(group, rows)}**", "", "| " + " | ".join(h for _, h, _ in shown) + " |",
@@ -177,7 +177,6 @@ def write_tables(rows: Sequence[dict], out: Path) -> dict[str, Path]:
                 cells = [f"**{c}**" if (i, k) in bold else c for c, (k, _, _) in zip(cells, shown)]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
-    notes = sync_footnotes(rows)
     md += [f"{mark.replace('*', chr(92) + '*')} {text}  " for mark, text in notes] + ([""] if notes else [])
     write_text_atomic(paths["md"], "\n".join(md))
 

@@ -30,6 +30,7 @@ from avalign.io.lock import lock_output
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from avalign.stats import bootstrap_ci
 
+from .syncprotocol import SHORT_POLICIES, SyncProtocol
 from .weights import load_sync_model
 
 #: metric -> (record value key, lineages, direction)
@@ -51,7 +52,7 @@ def add_parsers(sub) -> None:
                        help="the published computation (docs: Sync metrics); avbench is av-benchmark's")
         p.add_argument("--duration", type=float, metavar="S",
                        help="clip length L in seconds (default: the shorter of the video's and the audio's)")
-        p.add_argument("--short", default="error", choices=("error", "pad"),
+        p.add_argument("--short", default="error", choices=SHORT_POLICIES,
                        help="a clip shorter than the lineage needs: an error record, or JavisBench's padding")
         p.add_argument("--out", metavar="R.jsonl", help="per-clip records (resumable); the summary goes to "
                                                         "R.summary.json")
@@ -155,7 +156,7 @@ def _score(args, device, videos, model, weights, settings) -> int:
     try:
         for video in tqdm(todo, unit="clip", desc=args.metric, disable=None, file=sys.stderr):
             base = {"video": str(video), "key": os.path.abspath(video), **settings, "weights": weights,
-                    "protocol": {"duration_s": args.duration, "short": args.short}, "duration_s": args.duration}
+                    "protocol": SyncProtocol(args.duration, args.short).to_record(), "duration_s": args.duration}
             try:
                 r = scorer(model, DecodeCache(video), args.duration, args.lineage, args.short, args.batch_size, device)
                 record = {**base, "status": "ok", **r}

@@ -31,6 +31,7 @@ from avalign.stats import bootstrap_ci
 
 from ..records import SyncRecord
 from .desync import set_desync
+from .syncprotocol import SyncProtocol
 
 SYNC_METRICS = ("desync", "ib")
 FILE = "sync.jsonl"
@@ -43,9 +44,9 @@ def settings_of(metric: str, lineage: str, short: str, duration_s: float | None,
 
 
 def describe(metric: str, lineage: str, short: str, duration_s: float | None) -> str:
-    """The protocol words of a column: ``"avbench, L = 2 s, short clips: error"``."""
-    length = "each clip's length" if duration_s is None else f"L = {duration_s:g} s"
-    return f"{lineage}, {length}, short clips: {'not applicable' if short == 'error' else 'padded'}"
+    """The protocol words of a column: ``"avbench, L = 2 s, short clips: not applicable"``
+    (:meth:`~benchmarks.metrics.syncprotocol.SyncProtocol.describe`)."""
+    return SyncProtocol(duration_s, short).describe(lineage)
 
 
 def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | None, *, duration_s: float | None,

@@ -31,6 +31,7 @@ def test_desync_records_summary_resume_and_exit_status(clips, tmp_path, capsys):
     records = {Path(r["video"]).stem: r for r in read_jsonl(out)}
     ok, bad = records["pub02_orbit"], records["broken"]
     assert (ok["status"], ok["lineage"], ok["duration_s"]) == ("ok", "avbench", 5.0)
+    assert ok["protocol"] == bad["protocol"] == {"duration_s": 5.0, "short": "error"}
     assert ok["offsets_s"] == [w["offset_sec_float32"] for w in WINDOWS["pub02_orbit"]]
     assert ok["desync"] == EXPECTED["summary"]["per_clip"]["pub02_orbit"]["DeSync"] and len(ok["logits"]) == 2
     assert bad["status"] == "error" and bad["video"].endswith("broken.mp4") and bad["duration_s"] == 5
@@ -108,3 +109,14 @@ def test_a_short_clip_is_an_error_record_or_padded(tmp_path, capsys):
     assert main([*base, "--short", "pad", "--out", str(tmp_path / "p.jsonl")]) == 0
     (r,) = read_jsonl(tmp_path / "p.jsonl")
     assert r["status"] == "ok" and r["padded"] and r["windows"] == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3]]
+
+
+def test_sync_protocol_record_and_words():
+    from benchmarks.metrics.syncprotocol import SyncProtocol
+
+    p = SyncProtocol(2.0, "pad")
+    assert SyncProtocol.from_record(p.to_record()) == p and p.to_record() == {"duration_s": 2.0, "short": "pad"}
+    assert p.describe("javisbench") == "javisbench, L = 2 s, short clips: padded"
+    assert SyncProtocol().describe("avbench") == "avbench, each clip's length, short clips: not applicable"
+    with pytest.raises(ValueError, match="short must be one of error, pad"):
+        SyncProtocol(2.0, "repeat")
