@@ -50,11 +50,11 @@ from tempotokens.toy import SHIPPED as TOY_MODEL
 from tempotokens.defaults import TOY, for_model
 
 from .generate import method_source, shard, stage_generate  # noqa: F401  (shard is re-exported)
-from .metrics.syncprotocol import SHORT_POLICIES
 from .metrics.weights import WeightsError, tree_sha256
 from .records import ClipKey, ScoreRecord
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
+from .syncprotocol import SHORT_POLICIES, SyncProtocol
 
 #: The random tiny model (``--model tiny``: tests, fast checks), made on first use.
 TINY_MODEL = Path("runs/tiny-model")
@@ -266,7 +266,7 @@ def sync_settings(args: argparse.Namespace, protocol: Protocol, run_dir: Path) -
     out = newest_settings(run_dir)
     for m in args.metric_names:
         if m in ("desync", "ib"):
-            out[m] = {"lineage": sync_lineages(args)[m], "short": args.short, "duration_s": protocol.duration_s,
+            out[m] = {"lineage": sync_lineages(args)[m], **SyncProtocol(protocol.duration_s, args.short).to_record(),
                       "weights_sha256": sync_weights_digest(m, args.weights)}
     return out
 

@@ -39,7 +39,7 @@ from avalign.io import (FolderClaimError, JsonlWriter, claim_folder, lock_output
                         write_text_atomic)
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK, exit_with
 
-from .metrics.syncprotocol import SHORT_POLICIES
+from .syncprotocol import SHORT_POLICIES
 
 STUDY_FPS = 25  #: offsets are frame periods at 25 fps, the learned metrics' video rate
 METRICS = ("av_align", "desync", "ib")
@@ -184,7 +184,7 @@ def _score(path: Path, videos, metrics, offsets, models, args, device) -> None:
                         y, sr = cache.audio()
                         shifted = cache.with_audio(shift_audio(y, sr, o), sr)
                         scorer = desync.score_clip if m == "desync" else ib.score_clip
-                        r = scorer(models[m][0], shifted, args.duration, "avbench", args.short, 8, device)
+                        r = scorer(models[m][0], shifted, args.duration, "avbench", args.short, None, device)
                     except desync.TooShort as exc:
                         emit(m, o, "not_applicable", error=one_line(exc, video))
                     except (DecodeError, ValueError, RuntimeError, OSError) as exc:

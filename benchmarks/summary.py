@@ -153,7 +153,7 @@ def print_table(rows: Sequence[dict]) -> None:
     quality = [k for k in ("fvd", "is", "clipsim") if any(r.get(k) is not None for r in rows)]
     quality += [k for k in ("desync", "ib") if any(r.get(f"{k}_lineage") for r in rows)]
     heads = {"fvd": "FVD↓", "is": "IS↑", "clipsim": "CLIPSIM↑", "desync": "DeSync↓", "ib": "IB↑"}
-    footnotes, notes = sync_footnotes(rows)
+    footnotes, marks = sync_footnotes(rows)
     print(f"{'method':<28}{'role':<10}{'n':>4}{'err':>5}{'AV-Align↑':>10}{'95% CI':>15}{'delta':>9}"
           f"{'paired 95% CI':>18}" + "".join(f"{heads[k]:>10}" for k in quality) + f"{'s/clip':>8}{'peak MB':>9}")
     for r in rows:
@@ -162,7 +162,7 @@ def print_table(rows: Sequence[dict]) -> None:
                f"{r['delta_ci_low']:+.3f}..{r['delta_ci_high']:+.3f}" + ("†" if significant(r) else " "))
         print(f"{r['method']:<28}{r['role']:<10}{r['n']:>4}{r['n_error']:>5}{num(r['av_align'], '.4f'):>10}"
               f"{ci:>15}{num(r.get('delta'), '+.3f'):>9}{dci:>18}"
-              + "".join(f"{num(r.get(k), '.4g') + notes.get(cell_key(r, k), ' '):>10}" for k in quality)
+              + "".join(f"{num(r.get(k), '.4g') + marks.get(cell_key(r, k), ' '):>10}" for k in quality)
               + f"{num(r['s_per_clip_p50'], '.2f'):>8}{num(r['peak_mem_mb'], '.0f'):>9}")
     if any(significant(r) for r in rows):
         print("†: the paired 95% CI of the delta to the reference excludes 0")

@@ -123,12 +123,19 @@ def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
 
 
+def check_batch(batch_size: int | None) -> None:
+    """Refuse a batch size below 1 (None: the device's default)."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+
 def video_batch(device: str = "cpu") -> int:
     """Segments per MotionFormer call when none is asked for: 1 on a CPU, 8 on a GPU.
 
     One 16-frame segment is 1569 tokens; its MLP activations (about 19 MB in float32) fit a CPU's
     last-level cache and eight do not: on a 2-core CPU a segment takes 2.5 s alone against 4.0 s in
-    a batch of 8 (docs: Speed).  The outputs do not depend on the batch."""
+    a batch of 8 (docs: Speed).  The offsets do not depend on the batch; the logits agree to float
+    rounding."""
     return 8 if str(device).startswith("cuda") else 1
 
 
@@ -151,6 +158,7 @@ def score_clip(model: Synchformer, cache: DecodeCache, duration_s: float | None 
     Raises :class:`TooShort` (the clip is shorter than the lineage needs, under ``short="error"``) or
     :class:`~benchmarks.metrics.avdecode.DecodeError`."""
     lin = LINEAGES[lineage]
+    check_batch(batch_size)
     length = clip_duration(cache) if duration_s is None else float(duration_s)
     frames = cache.frames(VIDEO_FPS)
     need = int(VIDEO_FPS * length)
@@ -173,8 +181,8 @@ def score_clip(model: Synchformer, cache: DecodeCache, duration_s: float | None 
     model = model.to(device)
     half = lineage == "synchformer" and str(device).startswith("cuda")
     with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=half):
-        v = _batched(model.video_features, video.to(device), batch_size or video_batch(device))
-        a = _batched(model.audio_features, mel.to(device), batch_size or AUDIO_BATCH)
+        v = _batched(model.video_features, video.to(device), video_batch(device) if batch_size is None else batch_size)
+        a = _batched(model.audio_features, mel.to(device), AUDIO_BATCH if batch_size is None else batch_size)
         logits = model.logits(torch.stack([v[w] for w in windows]), torch.stack([a[w] for w in windows])).float().cpu()
     offsets = OFFSETS_S[logits.argmax(-1)]
     expected = torch.softmax(logits, -1) @ OFFSETS_S

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .avdecode import DecodeCache, DecodeError, long_side_crops, resize_short_side
-from .desync import TooShort, clip_duration
+from .desync import TooShort, check_batch, clip_duration
 from .imagebind import ImageBind
 
 FPS = 0.5
@@ -118,7 +118,7 @@ def javisbench_views(cache: DecodeCache, duration_s: float, clips: int = 5) -> t
 def view_batch(device: str = "cpu") -> int:
     """Views per ImageBind vision call when none is asked for: 3 on a CPU (their activations stay
     within a CPU's last-level cache; 9 views took 17.0 s in threes against 19-21 s in one batch on a
-    2-core CPU, docs: Speed), 8 on a GPU.  The outputs do not depend on the batch."""
+    2-core CPU, docs: Speed), 8 on a GPU.  The score agrees to float rounding whatever the batch."""
     return 8 if str(device).startswith("cuda") else 3
 
 
@@ -127,6 +127,7 @@ def score_clip(model: ImageBind, cache: DecodeCache, duration_s: float | None = 
     """One clip's IB record: ``ib_score``, ``n_views``, ``n_audio_clips``, ``duration_s``.
 
     Raises :class:`~benchmarks.metrics.desync.TooShort` or :class:`~benchmarks.metrics.avdecode.DecodeError`."""
+    check_batch(batch_size)
     audio, sr = cache.audio()
     length = clip_duration(cache) if duration_s is None else float(duration_s)
     if lineage == "avbench":
@@ -151,7 +152,7 @@ def score_clip(model: ImageBind, cache: DecodeCache, duration_s: float | None = 
     fbank = fbank_clips(audio, sr)
     model = model.to(device)
     with torch.inference_mode():
-        b = batch_size or view_batch(device)
+        b = view_batch(device) if batch_size is None else batch_size
         v = torch.cat([model.embed_video(views[i:i + b].to(device)) for i in range(0, len(views), b)])
         a = model.embed_audio(fbank.to(device))
         score = torch.nn.functional.cosine_similarity(v.mean(0), a.mean(0), dim=0, eps=1e-8)

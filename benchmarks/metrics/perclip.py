@@ -30,7 +30,7 @@ from avalign.io.lock import lock_output
 from avalign.runctl import EXIT_ITEM_ERROR, EXIT_OK
 from avalign.stats import bootstrap_ci
 
-from .syncprotocol import SHORT_POLICIES, SyncProtocol
+from ..syncprotocol import SHORT_POLICIES, SyncProtocol
 from .weights import load_sync_model
 
 #: metric -> (record value key, lineages, direction)

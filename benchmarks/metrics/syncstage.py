@@ -30,8 +30,8 @@ from avalign.io import JsonlWriter, read_jsonl
 from avalign.stats import bootstrap_ci
 
 from ..records import SyncRecord
+from ..syncprotocol import SyncProtocol
 from .desync import set_desync
-from .syncprotocol import SyncProtocol
 
 SYNC_METRICS = ("desync", "ib")
 FILE = "sync.jsonl"
@@ -39,13 +39,13 @@ FILE = "sync.jsonl"
 
 def settings_of(metric: str, lineage: str, short: str, duration_s: float | None, weights_sha256: str) -> dict:
     """What decides a sync record's value besides the clip (a record made otherwise is redone)."""
-    return {"metric": metric, "lineage": lineage, "short": short, "duration_s": duration_s,
+    return {"metric": metric, "lineage": lineage, **SyncProtocol(duration_s, short).to_record(),
             "weights_sha256": weights_sha256}
 
 
 def describe(metric: str, lineage: str, short: str, duration_s: float | None) -> str:
     """The protocol words of a column: ``"avbench, L = 2 s, short clips: not applicable"``
-    (:meth:`~benchmarks.metrics.syncprotocol.SyncProtocol.describe`)."""
+    (:meth:`~benchmarks.syncprotocol.SyncProtocol.describe`)."""
     return SyncProtocol(duration_s, short).describe(lineage)
 
 

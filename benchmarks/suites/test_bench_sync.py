@@ -4,9 +4,10 @@ Full published sizes with random weights (Synchformer 237M parameters, ImageBind
 audio branches), in inference mode, on one 8 s clip's inputs as the ``avbench`` lineages make them:
 DeSync's 24 video segments (16 x 224 x 224) and 24 mel segments, IB's 9 views (2 x 224 x 224) and 3
 fbank clips, in the scorers' default CPU batches (``desync.video_batch``, ``desync.AUDIO_BATCH``,
-``ib.view_batch``; IB's audio in one call, as ``ib.score_clip`` makes it).  Decoding is left out (it is shared, once per clip and rate).  Reference figures on
-this kind of machine (2 cores, eager, full sizes, one 8 s clip; issue 18): Synchformer video 74.4 s,
-audio 1.85 s; ImageBind-huge video 17.7 s, audio 0.68 s.  The ratio to them is printed (``-s``).
+``ib.view_batch``; IB's audio in one call, as ``ib.score_clip`` makes it).  Decoding is left out
+(it is shared, once per clip and rate).  Reference figures on this kind of machine (2 cores, eager,
+full sizes, one 8 s clip; issue 18): Synchformer video 74.4 s, audio 1.85 s; ImageBind-huge video
+17.7 s, audio 0.68 s.  The ratio to them is printed (``-s``).
 """
 
 from __future__ import annotations

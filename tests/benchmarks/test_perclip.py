@@ -112,11 +112,44 @@ def test_a_short_clip_is_an_error_record_or_padded(tmp_path, capsys):
 
 
 def test_sync_protocol_record_and_words():
-    from benchmarks.metrics.syncprotocol import SyncProtocol
+    from benchmarks.syncprotocol import SyncProtocol
 
     p = SyncProtocol(2.0, "pad")
-    assert SyncProtocol.from_record(p.to_record()) == p and p.to_record() == {"duration_s": 2.0, "short": "pad"}
+    assert p.to_record() == {"duration_s": 2.0, "short": "pad"}
     assert p.describe("javisbench") == "javisbench, L = 2 s, short clips: padded"
     assert SyncProtocol().describe("avbench") == "avbench, each clip's length, short clips: not applicable"
     with pytest.raises(ValueError, match="short must be one of error, pad"):
         SyncProtocol(2.0, "repeat")
+
+
+@pytest.mark.parametrize("metric, device, flag, calls", [
+    ("desync", "cpu", [], [1] * 14),  # the CPU default: one segment per MotionFormer call
+    ("desync", "cpu", ["--batch-size", "5"], [5, 5, 4]),
+    ("ib", "cpu", [], [3]),  # the CPU default: three views per call
+    ("ib", "cpu", ["--batch-size", "2"], [2, 1]),
+])
+def test_batch_sizes_reach_the_model(clips, tmp_path, monkeypatch, metric, device, flag, calls):
+    """Each model call's batch, recorded: the default and --batch-size are what the models see."""
+    from benchmarks.metrics.imagebind import ImageBind
+    from benchmarks.metrics.synchformer import Synchformer
+
+    cls, name = (Synchformer, "video_features") if metric == "desync" else (ImageBind, "embed_video")
+    seen, original = [], getattr(cls, name)
+
+    def recorded(self, x):
+        seen.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(cls, name, recorded)
+    assert main([metric, str(clips / "pub02_orbit.mp4"), "--weights", str(SYNC / "weights"), "--duration", "5",
+                 "--device", device, "--out", str(tmp_path / "r.jsonl"), *flag]) == 0
+    assert seen == calls
+
+
+def test_default_batches_by_device():
+    from benchmarks.metrics import desync, ib
+
+    assert (desync.video_batch("cpu"), desync.video_batch("cuda:0"), desync.AUDIO_BATCH) == (1, 8, 8)
+    assert (ib.view_batch("cpu"), ib.view_batch("cuda")) == (3, 8)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        desync.check_batch(0)

@@ -42,11 +42,6 @@ class SyncProtocol:
         """``{duration_s, short}``: the record's ``protocol`` field."""
         return {"duration_s": self.duration_s, "short": self.short}
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any] | None) -> "SyncProtocol":
-        record = record or {}
-        return cls(record.get("duration_s"), record.get("short", "error"))
-
     def describe(self, lineage: str) -> str:
         """The protocol words of a column: ``"avbench, L = 2 s, short clips: not applicable"``."""
         length = "each clip's length" if self.duration_s is None else f"L = {self.duration_s:g} s"
