@@ -42,6 +42,7 @@ PLAN = (
     ("training", ("train-step-fp16", "train-step-fp16-checkpointing")),
     ("correctness", ("denoise-step-fp16-vs-fp32", "denoise-step-bf16-vs-fp32")),
     ("metrics", ("features-fvd-styleganv", "features-fvd-videogpt", "features-is-c3d", "features-clipsim")),
+    ("sync", ("features-desync", "features-ib")),
     ("tests", ("gpu-tests",)),
 )
 #: What ``make gpu-wheels`` downloads into ``.whl/`` for the GPU machine (cp312): what our import path

@@ -119,6 +119,8 @@ def measure(name: str, ctx: dict, deadline: float):
         return _train_step(name, ctx)
     if name.startswith("denoise-step"):
         return _denoise_step(name, ctx)
+    if name in ("features-desync", "features-ib"):
+        return _sync_features(name, ctx)
     if name.startswith("features-"):
         return _features(name, ctx)
     if name == "gpu-tests":
@@ -327,6 +329,57 @@ def _features(name: str, ctx: dict):
         value[f"clips_per_s_batch{batch}"] = batch / (time.perf_counter() - t0)
     return value, "clips/s", {"frames": frames, "size": side, "device": device, "weights": "random, full size"
                               if not ctx["dry_run"] else "random, tiny"}
+
+
+#: Dry-run sizes of the sync models (the published ones are the constructors' defaults).
+_TINY_SYNC = {"desync": dict(video={"VIT.EMBED_DIM": 64, "VIT.DEPTH": 1, "VIT.NUM_HEADS": 4, "VIT.MLP_RATIO": 4},
+                             audio={"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+                                    "intermediate_size": 128},
+                             transformer={"n_layer": 1, "n_head": 2, "n_embd": 64}),
+              "ib": dict(out_embed_dim=32, vision_embed_dim=64, vision_num_blocks=1, vision_num_heads=4,
+                         audio_embed_dim=64, audio_num_blocks=1, audio_num_heads=4)}
+
+
+def _sync_features(name: str, ctx: dict):
+    """Seconds per 8 s clip of a learned sync metric's feature passes, as ``make bench`` times them
+    on the CPU (``benchmarks/suites/test_bench_sync.py``): DeSync's 24 video segments (16 x 224 x 224)
+    and 24 mel segments, IB's 9 views (2 x 224 x 224) and 3 fbank clips, random weights at the
+    published sizes, float32 (the ``avbench`` lineages), in the scorers' default batches for the
+    device.  The dry run: 2 segments or views, tiny sizes."""
+    import torch
+
+    from benchmarks.metrics import desync, ib
+    from benchmarks.metrics.imagebind import ImageBind, ImageBindSizes
+    from benchmarks.metrics.synchformer import Synchformer, SynchformerSizes
+
+    device, dry = ctx["device"], ctx["dry_run"]
+    torch.manual_seed(0)
+    if name == "features-desync":
+        model = Synchformer(SynchformerSizes(**_TINY_SYNC["desync"]) if dry else SynchformerSizes())
+        n = 2 if dry else 24
+        passes = {"video": (model.video_features, (n, 3, 16, 224, 224), desync.video_batch(device)),
+                  "audio": (model.audio_features, (n, 128, 66), desync.AUDIO_BATCH)}
+    else:
+        model = ImageBind(ImageBindSizes(**_TINY_SYNC["ib"]) if dry else ImageBindSizes())
+        passes = {"video": (model.embed_video, (2 if dry else 9, 3, 2, 224, 224), ib.view_batch(device)),
+                  "audio": (model.embed_audio, (3, 1, 128, 204), 3)}
+    model = model.to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    value, batches = {}, {}
+    with torch.inference_mode():
+        for part, (fn, shape, batch) in passes.items():
+            x = torch.randn(*shape, generator=g).to(device)
+            fn(x[:batch])  # warm-up
+            _sync(device)
+            t0 = time.perf_counter()
+            for i in range(0, shape[0], batch):
+                fn(x[i:i + batch])
+            _sync(device)
+            value[f"{part}_s_per_clip"] = time.perf_counter() - t0
+            batches[part] = {"items": shape[0], "batch": batch}
+    del model
+    return value, "s per 8 s clip", {"passes": batches, "dtype": "float32", "device": device,
+                                     "weights": "random, tiny" if dry else "random, full size"}
 
 
 def gpu_test_files(root: Path) -> list[Path]:

@@ -77,7 +77,12 @@ def test_the_dry_run_writes_one_record_per_measurement_without_what_the_gpu_mach
     assert ratio["ours_over_stock"] == pytest.approx(ratio["ours_s_per_clip"] / ratio["stock_s_per_clip"])
     table = (out / "gpu.md").read_text()
     assert "dry run" in table and all(f"| {n} |" in table for n in NAMES)
-    assert "13 ok, 1 skipped" in capsys.readouterr().out
+    # the sync passes in the scorers' default batches for the device (here the CPU's)
+    assert by_name["features-desync"]["settings"]["passes"] == {"video": {"items": 2, "batch": 1},
+                                                                "audio": {"items": 2, "batch": 8}}
+    assert by_name["features-ib"]["settings"]["passes"]["video"] == {"items": 2, "batch": 3}
+    assert set(by_name["features-ib"]["value"]) == {"video_s_per_clip", "audio_s_per_clip"}
+    assert "15 ok, 1 skipped" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # 14 s
@@ -136,7 +141,8 @@ for name in ("av", "librosa", "soundfile", "omegaconf"):
     sys.modules[name] = None  # absent, as on the GPU machine: an import of it raises
 for m in ("benchmarks.gpu_check", "benchmarks.gpu_measure", "tempotokens.pipeline", "tempotokens.tiny",
           "tempotokens.training.checkpointing", "tempotokens.frame_attention", "tests.fixtures.weights",
-          "benchmarks.metrics.fvd", "benchmarks.metrics.inception", "benchmarks.metrics.clipsim", "diffusers",
+          "benchmarks.metrics.fvd", "benchmarks.metrics.inception", "benchmarks.metrics.clipsim",
+          "benchmarks.metrics.desync", "benchmarks.metrics.ib", "diffusers",
           "yaml"):
     importlib.import_module(m)
 from benchmarks.gpu_measure import full_size_pipeline, setup  # what the groups call
