@@ -46,8 +46,6 @@ def test_the_demo_tells_the_papers_story(demo):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 16 open: the shipped model was trained on the mb-tree rendering of "
-                   "the clips; on today's (mbtree=0) it measures +0.170 (2026-12-03); a rebuild is pending")
 def test_the_demo_gains_0_20_over_text(demo):
     rows, _ = demo
     assert _v(rows, "tempotokens", "delta") >= 0.20

@@ -3,9 +3,8 @@
 On 6 fixed test clips of the demo's dataset (never seen in training), generated at the demo's
 settings, scored by AV-Align under the generation protocol:
 
-* audio conditioning beats the same backbone prompted with the class text by at least 0.10 (mean of
-  the paired differences; measured 0.140 with the mbtree=0 writer, 0.15 or more before it; the
-  random tiny model's gain is about 0);
+* audio conditioning beats the same backbone prompted with the class text by at least 0.15 (issue
+  16's bound; the mean of the paired differences; the random tiny model's gain is about 0);
 * two controls sit at text-only level (at most + 0.05): the per-frame tokens fed in reversed frame
   order, and another clip's audio.  Both keep the amount of audio-driven motion and break only its
   timing, so a misaligned per-frame conditioning (frame f fed frame g's tokens) fails here.
@@ -115,10 +114,10 @@ def test_the_shipped_model_is_small_fp16_and_generates(pipe):
     assert out.frames.std() > 5  # an image, not a flat field
 
 
-def test_audio_conditioning_beats_text_by_0_10(scores):
+def test_audio_conditioning_beats_text_by_0_15(scores):
     assert np.all(np.isfinite(scores["audio"])) and np.all(np.isfinite(scores["text"]))
     gain = float(np.mean(scores["audio"] - scores["text"]))
-    assert gain >= 0.10, f"audio {scores['audio'].mean():.3f} vs text {scores['text'].mean():.3f}: gain {gain:.3f}"
+    assert gain >= 0.15, f"audio {scores['audio'].mean():.3f} vs text {scores['text'].mean():.3f}: gain {gain:.3f}"
 
 
 @pytest.mark.parametrize("control", ["reversed", "other_audio"])
