@@ -45,7 +45,7 @@ def test_the_demo_tells_the_papers_story(demo):
     assert "tempotokens_other_audio" in out and "paired 95% CI" in out
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the shipped toy5-lr3 measures +0.226 here (2026-12-03): a margin of 0.026
 def test_the_demo_gains_0_20_over_text(demo):
     rows, _ = demo
     assert _v(rows, "tempotokens", "delta") >= 0.20
