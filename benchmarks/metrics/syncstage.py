@@ -43,12 +43,6 @@ def settings_of(metric: str, lineage: str, short: str, duration_s: float | None,
             "weights_sha256": weights_sha256}
 
 
-def describe(metric: str, lineage: str, short: str, duration_s: float | None) -> str:
-    """The protocol words of a column: ``"avbench, L = 2 s, short clips: not applicable"``
-    (:meth:`~benchmarks.syncprotocol.SyncProtocol.describe`)."""
-    return SyncProtocol(duration_s, short).describe(lineage)
-
-
 def stage_sync(run_dir, generated: dict, metrics: Sequence[str], weights: str | None, *, duration_s: float | None,
                lineages: dict[str, str], short: str = "error", device: str = "cpu", batch_size: int | None = None,
                retry_errors: bool = False) -> None:
@@ -165,7 +159,7 @@ def sync_columns(method: str, records: dict, generated: dict | None, wanted: dic
         out.update({metric: value, f"{metric}_ci_low": low,
                     f"{metric}_ci_high": high, f"{metric}_n": len(values), f"{metric}_na": len(na),
                     f"{metric}_err": sum(r["status"] == "error" for r in mine),
-                    f"{metric}_lineage": describe(metric, s["lineage"], s["short"], s["duration_s"])})
+                    f"{metric}_lineage": SyncProtocol(s["duration_s"], s["short"]).describe(s["lineage"])})
         if na:  # the footnote: the first clip's reason (every clip of one length gives the same)
             out[f"{metric}_note"] = na[0]["error"]
     return out
