@@ -343,26 +343,23 @@ _TINY_SYNC = {"desync": dict(video={"VIT.EMBED_DIM": 64, "VIT.DEPTH": 1, "VIT.NU
 def _sync_features(name: str, ctx: dict):
     """Seconds per 8 s clip of a learned sync metric's feature passes, as ``make bench`` times them
     on the CPU (``benchmarks/suites/test_bench_sync.py``): DeSync's 24 video segments (16 x 224 x 224)
-    and 24 mel segments, IB's 9 views (2 x 224 x 224) and 3 fbank clips, random weights at the
-    published sizes, float32 (the ``avbench`` lineages), in the scorers' default batches for the
-    device.  The dry run: 2 segments or views, tiny sizes."""
+    and 24 mel segments, IB's 9 views (2 x 224 x 224) and 3 fbank clips
+    (:func:`benchmarks.metrics.syncpasses.feature_passes`), random weights at the published sizes,
+    float32 (the ``avbench`` lineages), in the scorers' default batches for the device.  The dry
+    run: 2 of each, tiny sizes."""
     import torch
 
-    from benchmarks.metrics import desync, ib
     from benchmarks.metrics.imagebind import ImageBind, ImageBindSizes
     from benchmarks.metrics.synchformer import Synchformer, SynchformerSizes
+    from benchmarks.metrics.syncpasses import feature_passes
 
     device, dry = ctx["device"], ctx["dry_run"]
     torch.manual_seed(0)
     if name == "features-desync":
-        model = Synchformer(SynchformerSizes(**_TINY_SYNC["desync"]) if dry else SynchformerSizes())
-        n = 2 if dry else 24
-        passes = {"video": (model.video_features, (n, 3, 16, 224, 224), desync.video_batch(device)),
-                  "audio": (model.audio_features, (n, 128, 66), desync.AUDIO_BATCH)}
+        metric, model = "desync", Synchformer(SynchformerSizes(**_TINY_SYNC["desync"]) if dry else SynchformerSizes())
     else:
-        model = ImageBind(ImageBindSizes(**_TINY_SYNC["ib"]) if dry else ImageBindSizes())
-        passes = {"video": (model.embed_video, (2 if dry else 9, 3, 2, 224, 224), ib.view_batch(device)),
-                  "audio": (model.embed_audio, (3, 1, 128, 204), 3)}
+        metric, model = "ib", ImageBind(ImageBindSizes(**_TINY_SYNC["ib"]) if dry else ImageBindSizes())
+    passes = feature_passes(metric, model, device, {"video": 2, "audio": 2} if dry else None)
     model = model.to(device).eval()
     g = torch.Generator().manual_seed(0)
     value, batches = {}, {}

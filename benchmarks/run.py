@@ -54,7 +54,7 @@ from .metrics.weights import WeightsError, tree_sha256
 from .records import ClipKey, ScoreRecord
 from .runfolder import RunFolderError, claim, latest, read_all
 from .summary import print_table, summary_rows, write_summary
-from .syncprotocol import SHORT_POLICIES, SyncProtocol
+from .syncprotocol import SHORT_POLICIES
 
 #: The random tiny model (``--model tiny``: tests, fast checks), made on first use.
 TINY_MODEL = Path("runs/tiny-model")
@@ -260,14 +260,14 @@ def sync_settings(args: argparse.Namespace, protocol: Protocol, run_dir: Path) -
     """``{metric: {lineage, short, duration_s, weights_sha256}}``: the sync records the summary's DeSync
     and IB columns are made of: those of ``--metrics`` (this run's settings), and for a metric not
     asked for, the settings of its newest record in the folder (so ``--stages summarize`` keeps them)."""
-    from .metrics.syncstage import newest_settings
+    from .metrics.syncstage import SYNC_METRICS, newest_settings, settings_of
     from .metrics.weights import sync_weights_digest
 
     out = newest_settings(run_dir)
     for m in args.metric_names:
-        if m in ("desync", "ib"):
-            out[m] = {"lineage": sync_lineages(args)[m], **SyncProtocol(protocol.duration_s, args.short).to_record(),
-                      "weights_sha256": sync_weights_digest(m, args.weights)}
+        if m in SYNC_METRICS:
+            out[m] = settings_of(m, sync_lineages(args)[m], args.short, protocol.duration_s,
+                                 sync_weights_digest(m, args.weights))
     return out
 
 

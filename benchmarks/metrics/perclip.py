@@ -119,8 +119,12 @@ def run(args: argparse.Namespace, device: str) -> int:
             raise UsageError(f"--{flag} is refused: the {args.metric} lineage {args.lineage} fixes its own frame rate "
                              "and size (docs: Sync metrics)")
     check_duration(args.duration)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
+    from .desync import check_batch  # torch: imported here, so --help stays light
+
+    try:
+        check_batch(args.batch_size)
+    except ValueError as e:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}") from e
     videos = expand(args.paths)
     model, weights, digest = load_sync_model(args.metric, args.weights)
     settings = {"metric": args.metric, "lineage": args.lineage, "duration_arg_s": args.duration, "short": args.short,

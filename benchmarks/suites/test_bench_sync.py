@@ -2,9 +2,8 @@
 
 Full published sizes with random weights (Synchformer 237M parameters, ImageBind-huge's vision and
 audio branches), in inference mode, on one 8 s clip's inputs as the ``avbench`` lineages make them:
-DeSync's 24 video segments (16 x 224 x 224) and 24 mel segments, IB's 9 views (2 x 224 x 224) and 3
-fbank clips, in the scorers' default CPU batches (``desync.video_batch``, ``desync.AUDIO_BATCH``,
-``ib.view_batch``; IB's audio in one call, as ``ib.score_clip`` makes it).  Decoding is left out
+the passes of ``benchmarks.metrics.syncpasses`` (DeSync's 24 video and 24 mel segments, IB's 9
+views and 3 fbank clips), in the scorers' default CPU batches.  Decoding is left out
 (it is shared, once per clip and rate).  Reference figures on this kind of machine (2 cores, eager,
 full sizes, one 8 s clip; issue 18): Synchformer video 74.4 s, audio 1.85 s; ImageBind-huge video
 17.7 s, audio 0.68 s.  The ratio to them is printed (``-s``).
@@ -34,24 +33,16 @@ def models():
             f"{k} {v:.2f} s (reference {REFERENCE_S[k]} s, x{REFERENCE_S[k] / v:.2f})" for k, v in _seconds.items()))
 
 
+OUT_SHAPES = {"desync-video": (24, 8, 768), "desync-audio": (24, 6, 768), "ib-video": (9, 1024), "ib-audio": (3, 1024)}
+
+
 @pytest.mark.parametrize("case", list(REFERENCE_S))
 def test_sync_feature_pass(benchmark, models, case):
-    from benchmarks.metrics import desync, ib
+    from benchmarks.metrics.syncpasses import feature_passes
 
-    synchformer, imagebind = models
-    g = torch.Generator().manual_seed(0)
-    if case == "desync-video":
-        x, fn, shape = torch.randn(24, 3, 16, 224, 224, generator=g), synchformer.video_features, (24, 8, 768)
-        batch = desync.video_batch("cpu")
-    elif case == "desync-audio":
-        x, fn, shape = torch.randn(24, 128, 66, generator=g), synchformer.audio_features, (24, 6, 768)
-        batch = desync.AUDIO_BATCH
-    elif case == "ib-video":
-        x, fn, shape = torch.randn(9, 3, 2, 224, 224, generator=g), imagebind.embed_video, (9, 1024)
-        batch = ib.view_batch("cpu")
-    else:
-        x, fn, shape = torch.randn(3, 1, 128, 204, generator=g), imagebind.embed_audio, (3, 1024)
-        batch = len(x)
+    metric, part = case.split("-")
+    fn, in_shape, batch = feature_passes(metric, dict(zip(("desync", "ib"), models))[metric], "cpu")[part]
+    x, shape = torch.randn(*in_shape, generator=torch.Generator().manual_seed(0)), OUT_SHAPES[case]
 
     def run():
         with torch.inference_mode():

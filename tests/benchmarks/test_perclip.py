@@ -153,3 +153,28 @@ def test_default_batches_by_device():
     assert (ib.view_batch("cpu"), ib.view_batch("cuda")) == (3, 8)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         desync.check_batch(0)
+
+
+def test_timed_feature_passes_are_those_of_an_8_s_clip():
+    """What ``make bench`` and the GPU check time (``syncpasses``) is what the scorers' own input
+    builders make of an 8 s clip (200 frames at 25 fps, 128,000 samples at 16 kHz; IB's 4 frames at
+    0.5 fps give 3 pairs x 3 crops), in the default batches."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from benchmarks.metrics import desync, ib
+    from benchmarks.metrics.syncpasses import feature_passes
+
+    model = SimpleNamespace(video_features="v", audio_features="a", embed_video="v", embed_audio="a")
+    built = {"desync": {"video": desync.video_segments(torch.zeros(200, 3, 224, 224, dtype=torch.uint8)).shape,
+                        "audio": desync.mel_segments(torch.zeros(128_000)).shape},
+             "ib": {"video": ib.pair_views(torch.zeros(4, 3, 224, 298), [(0, 1), (1, 2), (2, 3)]).shape,
+                    "audio": ib.fbank_clips(np.zeros((1, 128_000), dtype=np.float32), 16_000).shape}}
+    for device, batches in (("cpu", {"desync": (1, 8), "ib": (3, 3)}), ("cuda", {"desync": (8, 8), "ib": (8, 3)})):
+        for metric in ("desync", "ib"):
+            passes = feature_passes(metric, model, device)
+            assert {p: (fn, shape) for p, (fn, shape, _) in passes.items()} == {
+                p: (p[0], tuple(s)) for p, s in built[metric].items()}, metric
+            assert (passes["video"][2], passes["audio"][2]) == batches[metric], (metric, device)
