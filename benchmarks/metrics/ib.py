@@ -116,9 +116,9 @@ def javisbench_views(cache: DecodeCache, duration_s: float, clips: int = 5) -> t
 
 
 def view_batch(device: str = "cpu") -> int:
-    """Views per ImageBind vision call when none is asked for: 3 on a CPU (their activations stay
-    within a CPU's last-level cache; 9 views took 17.0 s in threes against 19-21 s in one batch on a
-    2-core CPU, docs: Speed), 8 on a GPU.  The score agrees to float rounding whatever the batch."""
+    """Views per ImageBind vision call when none is asked for: 3 on a CPU (measured: 9 views took
+    17.0 s in threes against 19-21 s in one batch on one 2-core CPU, 8.6 s against 10.1 s on another;
+    docs: Speed), 8 on a GPU.  The score agrees to float rounding whatever the batch."""
     return 8 if str(device).startswith("cuda") else 3
 
 
