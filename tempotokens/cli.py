@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run (or resume) the toy recipe into OUT: data, VAE, text-to-video backbone, "
                                      "adaptor, fp16 export in OUT/model (see tempotokens.toy).")
     toy.add_argument("out", help="build folder (never the shipped tempotokens/toy_model)")
-    toy.add_argument("--overwrite", action="store_true", help="rebuild a folder that holds a finished toy model")
+    toy.add_argument("--overwrite", action="store_true", help="rebuild a folder that holds a finished toy model (or another recipe's run); "
+                     "a folder the recipe did not make is never deleted")
     toy.add_argument("--micro", action="store_true", help="a few steps per stage on a few clips (the code path only)")
     toy.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                      help="recipe fields (tempotokens.toy.ToyRecipe), e.g. adaptor_unet=lora adaptor_steps=400")

@@ -243,8 +243,9 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
                progress: bool = True) -> Path:
     """Run (or resume) the recipe into ``out_dir``; returns the exported model folder ``OUT/model``.
 
-    Raises :class:`ToyError` when ``out_dir`` holds a finished toy model (unless ``overwrite``), or
-    one made by another recipe.
+    Raises :class:`ToyError` when ``out_dir`` holds a finished toy model or a run of another recipe
+    (unless ``overwrite``), or is not empty and not a toy build (always: ``overwrite`` replaces only
+    what the recipe made).
     """
     import torch
 
@@ -272,9 +273,9 @@ def run_recipe(out_dir: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), over
                            "to discard it, or use another folder")
         shutil.rmtree(out)
     elif out.is_dir() and any(out.iterdir()) and not started.is_file():
-        if not overwrite:  # never delete what the recipe did not make
-            raise ToyError(f"{out}: not empty and not a toy build; use an empty or new folder")
-        shutil.rmtree(out)
+        # never delete what the recipe did not make, --overwrite or not
+        raise ToyError(f"{out}: not empty and not a toy build (no recipe.json); use an empty or new folder"
+                       + (" (--overwrite only replaces a toy build)" if overwrite else ""))
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(started, asdict(recipe))
     stages, seconds = out / "stages", {}

@@ -192,7 +192,11 @@ def load_audio(video: str | os.PathLike, audio: str | os.PathLike | None = None)
     import av
 
     try:
-        with av.open(str(video)) as container:
+        container = av.open(str(video))
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"{video}: cannot open as a media file ({_reason(exc)})") from None
+    try:
+        with container:
             if not container.streams.audio:
                 raise DecodeError(f"{video}: no audio (no {wav.name} beside it and no audio stream)")
             stream = container.streams.audio[0]

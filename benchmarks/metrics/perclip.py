@@ -161,13 +161,15 @@ def _score(args, device, videos, model, weights, settings) -> int:
         for video in tqdm(todo, unit="clip", desc=args.metric, disable=None, file=sys.stderr):
             base = {"video": str(video), "key": os.path.abspath(video), **settings, "weights": weights,
                     "protocol": SyncProtocol(args.duration, args.short).to_record(), "duration_s": args.duration}
+            cache = DecodeCache(video)
             try:
-                r = scorer(model, DecodeCache(video), args.duration, args.lineage, args.short, args.batch_size, device)
+                r = scorer(model, cache, args.duration, args.lineage, args.short, args.batch_size, device)
                 record = {**base, "status": "ok", **r}
                 tqdm.write(f"{video}: {key} {r[key]:.4g}", file=sys.stdout)
             except (DecodeError, ValueError, RuntimeError, OSError) as exc:  # one clip's failure, with its reason
                 reason = one_line(exc, video)  # the path is said once
-                record = {**base, "status": "error", "error": reason, "too_short": isinstance(exc, desync.TooShort)}
+                record = {**base, "status": "error", "error": reason, "too_short": isinstance(exc, desync.TooShort),
+                          "duration_s": _length(cache, args.duration)}
                 tqdm.write(f"{args.metric}: error: {video}: {reason}", file=sys.stderr)
             if writer is not None:
                 writer.write(record)
@@ -180,6 +182,19 @@ def _score(args, device, videos, model, weights, settings) -> int:
                                                   f"{summary['ci_high']:.4g})")
     print(f"{args.metric} [{args.lineage}]: {value}; n={summary['n_ok']} scored, {summary['n_error']} failed")
     return EXIT_ITEM_ERROR if summary["n_error"] else EXIT_OK
+
+
+def _length(cache, duration_s: float | None) -> float | None:
+    """A failed clip's length L in seconds: ``--duration``, else measured when its files can be read."""
+    from .avdecode import DecodeError
+    from .desync import clip_duration
+
+    if duration_s is not None:
+        return duration_s
+    try:
+        return clip_duration(cache)
+    except (DecodeError, ValueError, RuntimeError, OSError):
+        return None
 
 
 def _summarize(args, videos, records: dict, weights, settings) -> dict:

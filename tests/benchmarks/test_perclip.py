@@ -35,6 +35,7 @@ def test_desync_records_summary_resume_and_exit_status(clips, tmp_path, capsys):
     assert ok["offsets_s"] == [w["offset_sec_float32"] for w in WINDOWS["pub02_orbit"]]
     assert ok["desync"] == EXPECTED["summary"]["per_clip"]["pub02_orbit"]["DeSync"] and len(ok["logits"]) == 2
     assert bad["status"] == "error" and bad["video"].endswith("broken.mp4") and bad["duration_s"] == 5
+    assert bad["error"].startswith("cannot open")  # not "cannot read its audio"
     assert "broken.mp4" not in bad["error"]  # the path is in "video", and said once on the terminal
     summary = json.loads((tmp_path / "r.summary.json").read_text())
     assert (summary["value"], summary["n_ok"], summary["n_error"]) == (ok["desync"], 1, 1)
@@ -106,6 +107,7 @@ def test_a_short_clip_is_an_error_record_or_padded(tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "e.jsonl")]) == 1
     (r,) = read_jsonl(tmp_path / "e.jsonl")
     assert r["status"] == "error" and r["too_short"] and "fewer than the 14" in r["error"]
+    assert r["duration_s"] == 2.0  # measured: 50 frames at 25 fps, 32,000 samples at 16 kHz
     assert main([*base, "--short", "pad", "--out", str(tmp_path / "p.jsonl")]) == 0
     (r,) = read_jsonl(tmp_path / "p.jsonl")
     assert r["status"] == "ok" and r["padded"] and r["windows"] == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3]]

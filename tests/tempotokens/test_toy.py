@@ -165,9 +165,10 @@ def test_a_folder_the_recipe_did_not_make_is_never_deleted(tmp_path):
     victim = tmp_path / "victim"
     (victim / "data").mkdir(parents=True)
     (victim / "data" / "keep.txt").write_text("mine")
-    with pytest.raises(ToyError, match="not a toy build"):
-        run_recipe(victim, MICRO)
-    assert (victim / "data" / "keep.txt").read_text() == "mine"
+    for overwrite in (False, True):  # --overwrite replaces a toy build only
+        with pytest.raises(ToyError, match="not a toy build"):
+            run_recipe(victim, MICRO, overwrite=overwrite)
+        assert (victim / "data" / "keep.txt").read_text() == "mine"
     for inside in (Path(tempotokens.__file__).parent, Path(tempotokens.__file__).parent / "data",
                    Path(tempotokens.__file__).parents[1]):
         with pytest.raises(ToyError, match="tempotokens package"):
