@@ -64,16 +64,23 @@ def fps_filter_indices(timestamps_s: list[float], rate: float, end_s: float | No
     return out
 
 
+def _open(path: str | os.PathLike):
+    """``av.open(path)``; a file FFmpeg cannot open is one :class:`DecodeError` line."""
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise DecodeError(f"{path}: cannot open as a media file ({_reason(exc)})") from None
+
+
 def decode_at_rate(path: str | os.PathLike, rate: float) -> np.ndarray:
     """Every output frame of FFmpeg's fps filter at ``rate`` on the first video stream, rgb24:
     ``(T, H, W, 3)`` uint8.  Raises :class:`DecodeError` (one line) when the file has no video."""
     import av
 
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise DecodeError(f"{path}: cannot open ({_reason(exc)})") from None
+    container = _open(path)
     frames: list[np.ndarray] = []
     with container:
         if not container.streams.video:
@@ -191,10 +198,7 @@ def load_audio(video: str | os.PathLike, audio: str | os.PathLike | None = None)
         return np.ascontiguousarray(data.T), int(sr)
     import av
 
-    try:
-        container = av.open(str(video))
-    except av.error.FFmpegError as exc:
-        raise DecodeError(f"{video}: cannot open as a media file ({_reason(exc)})") from None
+    container = _open(video)
     try:
         with container:
             if not container.streams.audio:

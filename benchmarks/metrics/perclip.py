@@ -160,7 +160,7 @@ def _score(args, device, videos, model, weights, settings) -> int:
     try:
         for video in tqdm(todo, unit="clip", desc=args.metric, disable=None, file=sys.stderr):
             base = {"video": str(video), "key": os.path.abspath(video), **settings, "weights": weights,
-                    "protocol": SyncProtocol(args.duration, args.short).to_record(), "duration_s": args.duration}
+                    "protocol": SyncProtocol(args.duration, args.short).to_record()}
             cache = DecodeCache(video)
             try:
                 r = scorer(model, cache, args.duration, args.lineage, args.short, args.batch_size, device)
